@@ -1,0 +1,3 @@
+"""Cape: a self-hostable customer-service platform."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Passwords, sessions, API tokens, roles and the permission dependencies."""

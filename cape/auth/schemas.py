@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from cape.models import Role
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    name: str
+    role: Role
+    language: str
+    is_active: bool
+    created_at: datetime
+
+
+class UserCreate(BaseModel):
+    email: EmailStr
+    name: str = Field(min_length=1, max_length=200)
+    role: Role = Role.agent
+    password: str | None = Field(default=None, min_length=8, max_length=1000)
+    language: str = "en"

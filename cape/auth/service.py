@@ -1,0 +1,118 @@
+"""Users, logins and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cape.auth.passwords import hash_password, needs_rehash, verify_password
+from cape.config import SUPPORTED_LANGUAGES
+from cape.kit.clock import utcnow
+from cape.kit.errors import Conflict, InvalidInput, NotFound
+from cape.models import ApiToken, Role, User
+
+TOKEN_PREFIX = "cape_"  # noqa: S105 - a public prefix, not a secret
+_LAST_USED_RESOLUTION = timedelta(minutes=5)
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def create_user(
+    session: Session,
+    *,
+    email: str,
+    name: str,
+    role: Role,
+    password: str | None = None,
+    language: str = "en",
+) -> User:
+    """Add a user; the email must be new."""
+    email = normalize_email(email)
+    if language not in SUPPORTED_LANGUAGES:
+        raise InvalidInput("language", f"must be one of {', '.join(SUPPORTED_LANGUAGES)}")
+    if password is not None and len(password) < 8:
+        raise InvalidInput("password", "must be at least 8 characters")
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise Conflict(f"a user with email {email} already exists")
+    user = User(
+        email=email,
+        name=name.strip(),
+        role=role,
+        language=language,
+        password_hash=hash_password(password) if password else None,
+    )
+    session.add(user)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:  # a concurrent request created the same email
+        raise Conflict(f"a user with email {email} already exists") from exc
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    """Every user, active first, by name."""
+    return list(session.scalars(select(User).order_by(User.is_active.desc(), User.name, User.id)))
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    return user
+
+
+def get_user_by_email(session: Session, email: str) -> User:
+    user = session.scalar(select(User).where(User.email == normalize_email(email)))
+    if user is None:
+        raise NotFound(f"no user with email {email}")
+    return user
+
+
+def authenticate(session: Session, *, email: str, password: str) -> User | None:
+    """The active user with these credentials, or None (same timing either way)."""
+    user = session.scalar(select(User).where(User.email == normalize_email(email)))
+    ok = verify_password(user.password_hash if user else None, password)
+    if not ok or user is None or not user.is_active:
+        return None
+    if needs_rehash(user.password_hash or ""):
+        user.password_hash = hash_password(password)
+    return user
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_api_token(session: Session, *, user: User, name: str = "") -> tuple[ApiToken, str]:
+    """A new API token for ``user``; the plain token is returned once and never stored."""
+    plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user.id, name=name, token_hash=_hash_token(plain), prefix=plain[:12])
+    session.add(token)
+    session.flush()
+    return token, plain
+
+
+def user_for_token(session: Session, plain: str) -> User | None:
+    """The active user behind a bearer token, or None."""
+    if not plain.startswith(TOKEN_PREFIX):
+        return None
+    row = session.execute(
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == _hash_token(plain), ApiToken.revoked_at.is_(None))
+    ).first()
+    if row is None or not row.User.is_active:
+        return None
+    now = utcnow()
+    # Recording every use would turn each API read into a write; minutes are enough.
+    if row.ApiToken.last_used_at is None or now - row.ApiToken.last_used_at > _LAST_USED_RESOLUTION:
+        row.ApiToken.last_used_at = now
+    return row.User

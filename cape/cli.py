@@ -1,0 +1,191 @@
+"""The `cape` command: serve, demo, migrate, worker, token and users."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cape.config import Settings
+
+app = typer.Typer(help="Cape: customer service, one relationship per customer.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+users_app = typer.Typer(help="Users.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(users_app, name="users")
+
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Overrides CAPE_DATA_DIR.")]
+DatabaseOpt = Annotated[str | None, typer.Option("--database-url", help="Overrides CAPE_DATABASE_URL.")]
+HostOpt = Annotated[str | None, typer.Option("--host", help="Overrides CAPE_HOST.")]
+PortOpt = Annotated[int | None, typer.Option("--port", help="Overrides CAPE_PORT.")]
+
+
+def _settings(**overrides) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _session_factory(settings: Settings):
+    from cape.db import create_db_engine, create_session_factory
+
+    return create_session_factory(create_db_engine(settings))
+
+
+def _migrate(settings: Settings) -> None:
+    from cape.db import create_db_engine
+    from cape.migrate import upgrade
+
+    engine = create_db_engine(settings)
+    upgrade(engine)
+    engine.dispose()
+
+
+@app.command()
+def migrate(data_dir: DataDirOpt = None, database_url: DatabaseOpt = None) -> None:
+    """Create or upgrade the database schema."""
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    _migrate(settings)
+    typer.echo("database is up to date")
+
+
+@app.command()
+def serve(
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+    host: HostOpt = None,
+    port: PortOpt = None,
+    workers: Annotated[int, typer.Option(help="Web server processes.")] = 1,
+    jobs: Annotated[bool, typer.Option(help="Run background jobs in this process.")] = True,
+    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate")] = True,
+) -> None:
+    """Run the web server (and, by default, the background jobs) in this process."""
+    settings = _settings(data_dir=data_dir, database_url=database_url, host=host, port=port)
+    if migrate_first:
+        _migrate(settings)
+    _run_server(settings, workers=workers, jobs=jobs)
+
+
+@app.command()
+def demo(
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+    host: HostOpt = None,
+    port: PortOpt = None,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Seed only.")] = False,
+) -> None:
+    """Seed demo users, customers and conversations (again: adds only what is missing), then serve."""
+    from cape.db import unit_of_work
+    from cape.demo import DEMO_USERS, seed_demo
+
+    settings = _settings(data_dir=data_dir, database_url=database_url, host=host, port=port)
+    _migrate(settings)
+    with unit_of_work(_session_factory(settings)) as session:
+        seed_demo(session)
+    url = settings.base_url or f"http://{settings.host}:{settings.port}"
+    typer.echo(f"\nCape is ready at {url}\n\nSign in with:")
+    for user in DEMO_USERS:
+        typer.echo(f"  {user.role.value:<10} {user.email:<22} password: {user.password}  ({user.language})")
+    typer.echo(f"\nContact form for customers: {url}/contact    API docs: {url}/docs\n")
+    if not no_serve:
+        _run_server(settings, workers=1, jobs=True)
+
+
+def _run_server(settings: Settings, *, workers: int, jobs: bool) -> None:
+    import uvicorn
+
+    from cape.app import create_app
+    from cape.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    if workers > 1:
+        # Each worker process builds its own app from the same CAPE_* environment.
+        import os
+
+        os.environ.update({f"CAPE_{k.upper()}": str(v) for k, v in _env_overrides(settings).items()})
+        uvicorn.run("cape.app:create_app", factory=True, host=settings.host, port=settings.port,
+                    workers=workers, access_log=False, log_config=None)  # fmt: skip
+        return
+    application = create_app(settings, run_jobs=jobs)
+    uvicorn.run(application, host=settings.host, port=settings.port, access_log=False, log_config=None)
+
+
+def _env_overrides(settings: Settings) -> dict[str, object]:
+    return {"data_dir": settings.data_dir, "database_url": settings.database_url,
+            "host": settings.host, "port": settings.port}  # fmt: skip
+
+
+@app.command()
+def worker(
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+    threads: Annotated[int, typer.Option(help="Worker threads.")] = 2,
+) -> None:
+    """Run background jobs only (for deployments that split web and workers)."""
+    from cape import jobs
+    from cape.logs import configure_logging
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    configure_logging(settings.log_level, settings.log_format)
+    jobs.configure(_session_factory(settings))
+    jobs.load_tasks()
+    jobs.huey.create_consumer(workers=threads, worker_type="thread").run()
+
+
+@token_app.command("create")
+def token_create(
+    email: Annotated[str, typer.Option("--email", help="The user the token acts as.")],
+    name: Annotated[str, typer.Option("--name", help="A label for the token.")] = "cli",
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Print a new API token for a user (shown once; store it safely)."""
+    from cape.auth.service import create_api_token, get_user_by_email
+    from cape.db import unit_of_work
+    from cape.kit.errors import NotFound
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    _migrate(settings)
+    try:
+        with unit_of_work(_session_factory(settings)) as session:
+            _, plain = create_api_token(session, user=get_user_by_email(session, email), name=name)
+    except NotFound as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(plain)
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option("--email")],
+    name: Annotated[str, typer.Option("--name")],
+    role: Annotated[str, typer.Option("--role", help="agent, supervisor or admin")] = "agent",
+    password: Annotated[str | None, typer.Option("--password", help="Leave out for token-only users.")] = None,
+    language: Annotated[str, typer.Option("--language", help="en, fr or da")] = "en",
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Add a user."""
+    from cape.auth.service import create_user
+    from cape.db import unit_of_work
+    from cape.kit.errors import CapeError
+    from cape.models import Role
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    _migrate(settings)
+    try:
+        role_value = Role(role)
+    except ValueError as exc:
+        typer.echo("error: role must be agent, supervisor or admin", err=True)
+        raise typer.Exit(2) from exc
+    try:
+        with unit_of_work(_session_factory(settings)) as session:
+            user = create_user(session, email=email, name=name, role=role_value,
+                               password=password, language=language)  # fmt: skip
+            typer.echo(f"created {user.role.value} {user.email} (id {user.id})")
+    except CapeError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,62 @@
+"""Settings: the one place that reads the environment (prefix ``CAPE_``)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SUPPORTED_LANGUAGES = ("en", "fr", "da")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CAPE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    secret_key: SecretStr = SecretStr("")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    base_url: str = ""
+    environment: Literal["development", "production", "test"] = "development"
+    log_level: str = "INFO"
+    log_format: Literal["console", "json"] = "console"
+    redis_url: str = ""
+    jobs_backend: Literal["sqlite", "redis", "immediate"] = "sqlite"
+    default_language: str = "en"
+    session_max_age_s: int = 14 * 24 * 3600
+    cookie_secure: bool = False
+    inbound_max_body_chars: int = Field(default=200_000, ge=1)
+    smtp_port: int | None = None
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy URL, defaulting to a SQLite file in the data directory."""
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'cape.db').resolve()}"
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url.removeprefix("postgres://")
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        return url
+
+    @cached_property
+    def resolved_secret_key(self) -> str:
+        """The app secret; a random one is created once and kept in the data directory."""
+        if self.secret_key.get_secret_value():
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")

@@ -1,0 +1,122 @@
+"""Conversations API: inbound messages, the inbox, conversation detail, replies and changes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from cape.auth.deps import CurrentUser, DbSession
+from cape.channels.base import InboundMessage, Sender, builtin_channel
+from cape.conversations import service
+from cape.conversations.schemas import (
+    ConversationDetailOut,
+    ConversationOut,
+    ConversationPage,
+    ConversationPatch,
+    InboundIn,
+    InboundOut,
+    MessageOut,
+    ReplyIn,
+)
+from cape.models import ChannelKind, Conversation, ConversationStatus, Message
+
+router = APIRouter(prefix="/api/v1", tags=["conversations"])
+
+
+@router.post("/messages/inbound", response_model=InboundOut, status_code=201)
+def post_inbound(body: InboundIn, response: Response, session: DbSession, user: CurrentUser):
+    """A customer's message from a web form or an integration. Idempotent on external_id."""
+    inbound = InboundMessage(
+        channel=builtin_channel(session, ChannelKind(body.channel)),
+        sender=Sender(email=body.from_.email, phone=body.from_.phone, name=body.from_.name),
+        subject=body.subject,
+        body_text=body.body,
+        external_id=body.external_id,
+        conversation_id=body.conversation_id,
+        raw=body.model_dump_json(by_alias=True).encode(),
+        raw_content_type="application/json",
+        meta={"submitted_by_user_id": user.id},
+    )
+    result = service.ingest(session, inbound=inbound)
+    if not result.created:
+        response.status_code = 200
+    return InboundOut(
+        customer_id=result.customer_id, conversation_id=result.conversation_id, message_id=result.message_id
+    )
+
+
+@router.get("/conversations", response_model=ConversationPage)
+def list_conversations(
+    session: DbSession,
+    user: CurrentUser,
+    status: ConversationStatus | None = None,
+    assignee_id: int | None = None,
+    customer_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 25,
+    cursor: str | None = None,
+):
+    rows, next_cursor = service.list_conversations(
+        session, status=status, assignee_id=assignee_id, customer_id=customer_id, limit=limit, cursor=cursor
+    )
+    return ConversationPage(items=[conversation_out(c) for c in rows], next_cursor=next_cursor)
+
+
+@router.get("/conversations/{conversation_id}", response_model=ConversationDetailOut)
+def get_conversation(conversation_id: int, session: DbSession, user: CurrentUser):
+    conversation = service.get_conversation(session, conversation_id)
+    return ConversationDetailOut(
+        **conversation_out(conversation).model_dump(),
+        messages=[message_out(m) for m in conversation.messages],
+    )
+
+
+@router.post("/conversations/{conversation_id}/replies", response_model=MessageOut, status_code=201)
+def post_reply(conversation_id: int, body: ReplyIn, session: DbSession, user: CurrentUser):
+    conversation = service.get_conversation(session, conversation_id, with_messages=False)
+    message = service.add_reply(session, conversation=conversation, author=user, body=body.body, internal=body.internal)
+    return message_out(message)
+
+
+@router.patch("/conversations/{conversation_id}", response_model=ConversationOut)
+def patch_conversation(conversation_id: int, body: ConversationPatch, session: DbSession, user: CurrentUser):
+    conversation = service.get_conversation(session, conversation_id, with_messages=False)
+    changes = body.model_dump(exclude_unset=True)
+    updated = service.update_conversation(session, conversation=conversation, actor=user, **changes)
+    return conversation_out(updated)
+
+
+def conversation_out(conversation: Conversation) -> ConversationOut:
+    return ConversationOut.model_validate(
+        {
+            **{f: getattr(conversation, f) for f in _PLAIN_FIELDS},
+            "channel": conversation.channel.kind.value,
+            "customer": conversation.customer,
+            "assignee": conversation.assignee,
+            "tags": [t.tag for t in conversation.tags],
+        }
+    )
+
+
+_PLAIN_FIELDS = (
+    "id", "subject", "status", "priority", "team_id", "language", "created_at", "last_activity_at",
+    "waiting_since", "first_response_at", "resolved_at", "snoozed_until",
+)  # fmt: skip
+
+
+def message_out(message: Message) -> MessageOut:
+    return MessageOut(
+        id=message.id,
+        conversation_id=message.conversation_id,
+        direction=message.direction.value,
+        author_type=message.author_type.value,
+        author_user_id=message.author_user_id,
+        channel=message.channel.kind.value,
+        subject=message.subject,
+        body=message.body_text,
+        body_html=message.body_html,
+        external_id=message.external_id,
+        delivery_status=message.delivery_status.value if message.delivery_status else None,
+        delivery_error=message.delivery_error,
+        created_at=message.created_at,
+    )

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+from cape.models import ConversationStatus, Priority
+
+
+class InboundFrom(BaseModel):
+    email: EmailStr | None = None
+    phone: str | None = Field(default=None, max_length=40)
+    name: str | None = Field(default=None, max_length=200)
+
+
+class InboundIn(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    channel: Literal["web", "api"] = "api"
+    external_id: str | None = Field(default=None, min_length=1, max_length=500)
+    from_: InboundFrom = Field(alias="from")
+    subject: str | None = Field(default=None, max_length=998)
+    body: str = Field(min_length=1, max_length=200_000)
+    conversation_id: int | None = None
+
+
+class InboundOut(BaseModel):
+    customer_id: int
+    conversation_id: int
+    message_id: int
+
+
+class UserRef(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    email: str
+
+
+class CustomerRef(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str | None
+
+
+class MessageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    conversation_id: int
+    direction: str
+    author_type: str
+    author_user_id: int | None
+    channel: str
+    subject: str | None
+    body: str
+    body_html: str | None
+    external_id: str | None
+    delivery_status: str | None
+    delivery_error: str | None
+    created_at: datetime
+
+
+class ConversationOut(BaseModel):
+    id: int
+    subject: str | None
+    status: ConversationStatus
+    priority: Priority
+    channel: str
+    customer: CustomerRef
+    assignee: UserRef | None
+    team_id: int | None
+    tags: list[str]
+    language: str | None
+    created_at: datetime
+    last_activity_at: datetime
+    waiting_since: datetime | None
+    first_response_at: datetime | None
+    resolved_at: datetime | None
+    snoozed_until: datetime | None
+
+
+class ConversationDetailOut(ConversationOut):
+    messages: list[MessageOut]
+
+
+class ConversationPage(BaseModel):
+    items: list[ConversationOut]
+    next_cursor: str | None
+
+
+class ReplyIn(BaseModel):
+    body: str = Field(min_length=1, max_length=100_000)
+    internal: bool = False
+
+
+class ConversationPatch(BaseModel):
+    status: ConversationStatus | None = None
+    assignee_id: int | None = None
+    priority: Priority | None = None
+    tags: list[str] | None = Field(default=None, max_length=50)
+    snoozed_until: datetime | None = None
+
+    @field_validator("status", "priority", "tags")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may be left out but not null")
+        return value
+
+    @field_validator("snoozed_until")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("must include a timezone")
+        return value

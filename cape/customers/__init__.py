@@ -1,0 +1,1 @@
+"""Customers: identities, merge, orders and the customer 360."""

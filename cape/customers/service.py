@@ -1,0 +1,188 @@
+"""Customers: who someone is across channels, merging duplicates, and their whole timeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import phonenumbers
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from cape.channels.base import Sender
+from cape.kit.clock import utcnow
+from cape.kit.errors import Conflict, InvalidInput, NotFound
+from cape.models import (
+    Activity,
+    Conversation,
+    Customer,
+    Identity,
+    IdentityKind,
+    Message,
+    Order,
+    User,
+)
+
+
+def normalize_identity(kind: IdentityKind, value: str) -> str:
+    """The canonical form of an identity value: lower-case email, E.164 phone."""
+    value = value.strip()
+    if kind is IdentityKind.email:
+        if "@" not in value or len(value) > 320 or any(c.isspace() for c in value):
+            raise InvalidInput("from.email", "not an email address")
+        return value.lower()
+    if kind is IdentityKind.phone:
+        try:
+            number = phonenumbers.parse(value, None)
+        except phonenumbers.NumberParseException as exc:
+            raise InvalidInput("from.phone", "must be an international number such as +4512345678") from exc
+        if not phonenumbers.is_possible_number(number):
+            raise InvalidInput("from.phone", "not a possible phone number")
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if not value:
+        raise InvalidInput(kind.value, "must not be empty")
+    return value
+
+
+def sender_identities(sender: Sender) -> list[tuple[IdentityKind, str]]:
+    """The identities a sender presents, strongest first."""
+    pairs = [
+        (IdentityKind.email, sender.email),
+        (IdentityKind.phone, sender.phone),
+        (IdentityKind.chat_visitor, sender.chat_visitor),
+        (IdentityKind.review_handle, sender.review_handle),
+    ]
+    return [(kind, normalize_identity(kind, value)) for kind, value in pairs if value]
+
+
+def resolve_customer(session: Session, *, sender: Sender) -> Customer:
+    """The customer behind these identities, created (with its identities) if none is known."""
+    identities = sender_identities(sender)
+    if not identities:
+        raise InvalidInput("from", "give at least an email or a phone number")
+    known = {
+        (row.kind, row.value): row.customer_id
+        for row in session.execute(
+            select(Identity.kind, Identity.value, Identity.customer_id).where(
+                Identity.value.in_([value for _, value in identities])
+            )
+        )
+    }
+    customer_id = next((known[pair] for pair in identities if pair in known), None)
+    if customer_id is not None:
+        customer = session.get_one(Customer, customer_id)
+        while customer.merged_into_id is not None:  # an identity left behind by a merge
+            customer = session.get_one(Customer, customer.merged_into_id)
+        if sender.name and not customer.name:
+            customer.name = sender.name.strip()[:200]
+    else:
+        customer = Customer(name=(sender.name or "").strip()[:200] or None)
+        session.add(customer)
+        session.flush()
+    for kind, value in identities:
+        if (kind, value) not in known:
+            _attach_identity(session, customer=customer, kind=kind, value=value)
+    return customer
+
+
+def _attach_identity(session: Session, *, customer: Customer, kind: IdentityKind, value: str) -> None:
+    try:
+        with session.begin_nested():
+            session.add(Identity(customer_id=customer.id, kind=kind, value=value))
+            session.flush()
+    except IntegrityError as exc:
+        # Another request claimed this identity between our lookup and insert; the caller
+        # retries the whole ingest, which then finds it.
+        raise IdentityRace(kind, value) from exc
+
+
+class IdentityRace(Conflict):
+    def __init__(self, kind: IdentityKind, value: str):
+        super().__init__(f"identity {kind.value} was created concurrently", code="identity_race")
+
+
+def get_customer(session: Session, customer_id: int) -> Customer:
+    """A customer with identities and orders loaded."""
+    customer = session.scalar(
+        select(Customer)
+        .where(Customer.id == customer_id)
+        .options(selectinload(Customer.identities), selectinload(Customer.orders))
+    )
+    if customer is None:
+        raise NotFound(f"customer {customer_id} not found")
+    return customer
+
+
+def merge_customers(session: Session, *, target: Customer, other: Customer, actor: User) -> Customer:
+    """Fold ``other`` into ``target``: identities, conversations, messages and orders move."""
+    if target.id == other.id:
+        raise InvalidInput("other_id", "cannot merge a customer into itself")
+    if target.merged_into_id is not None:
+        raise Conflict(f"customer {target.id} was merged into {target.merged_into_id}")
+    if other.merged_into_id is not None:
+        raise Conflict(f"customer {other.id} was already merged into {other.merged_into_id}")
+    moved = {}
+    for model in (Identity, Conversation, Message, Order, Activity):
+        result = session.execute(update(model).where(model.customer_id == other.id).values(customer_id=target.id))
+        moved[model.__tablename__] = result.rowcount
+    other.merged_into_id = target.id
+    other.merged_at = utcnow()
+    if not target.name and other.name:
+        target.name = other.name
+    session.add(
+        Activity(
+            customer_id=target.id,
+            actor_user_id=actor.id,
+            kind="customer_merged",
+            data={"merged_customer_id": other.id, "merged_name": other.name, "moved": moved},
+        )
+    )
+    session.flush()
+    session.expire(target)
+    return get_customer(session, target.id)
+
+
+@dataclass
+class TimelineEntry:
+    kind: str  # "message" or "activity"
+    at: datetime
+    conversation_id: int | None
+    item: Message | Activity
+
+
+def customer_timeline(session: Session, *, customer: Customer, limit: int = 500) -> list[TimelineEntry]:
+    """Every message and activity of the customer, across conversations and channels, oldest first."""
+    messages = session.scalars(
+        select(Message)
+        .where(Message.customer_id == customer.id)
+        .options(selectinload(Message.channel), selectinload(Message.author_user))
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(limit)
+    ).all()
+    activities = session.scalars(
+        select(Activity)
+        .where(Activity.customer_id == customer.id)
+        .options(selectinload(Activity.actor))
+        .order_by(Activity.created_at.desc(), Activity.id.desc())
+        .limit(limit)
+    ).all()
+    entries = [TimelineEntry("message", m.created_at, m.conversation_id, m) for m in messages]
+    entries += [TimelineEntry("activity", a.created_at, a.conversation_id, a) for a in activities]
+    entries.sort(key=lambda e: (e.at, 0 if e.kind == "activity" else 1, e.item.id))
+    return entries[-limit:]
+
+
+def customer_conversations(session: Session, *, customer: Customer) -> list[Conversation]:
+    return list(
+        session.scalars(
+            select(Conversation)
+            .where(Conversation.customer_id == customer.id)
+            .options(selectinload(Conversation.channel), selectinload(Conversation.assignee))
+            .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+        )
+    )
+
+
+def primary_email(customer: Customer) -> str | None:
+    return next((i.value for i in customer.identities if i.kind is IdentityKind.email), None)

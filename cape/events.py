@@ -1,0 +1,69 @@
+"""Domain events and other side effects: collected during a transaction, run after it commits.
+
+A rollback drops them, so nothing is ever announced that did not happen.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+_PENDING = "cape.after_commit"
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    name: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+Subscriber = Callable[[DomainEvent], None]
+_subscribers: list[Subscriber] = []
+
+
+def subscribe(subscriber: Subscriber) -> Callable[[], None]:
+    """Call ``subscriber`` for every committed event; returns a function that unsubscribes."""
+    _subscribers.append(subscriber)
+    return lambda: _subscribers.remove(subscriber)
+
+
+def on_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the session's transaction has committed; never on rollback."""
+    session.info.setdefault(_PENDING, []).append(callback)
+
+
+def emit(session: Session, name: str, **payload: Any) -> None:
+    """Announce a domain event to subscribers (realtime, webhooks, jobs) after commit."""
+    domain_event = DomainEvent(name, payload)
+    on_commit(session, lambda: _dispatch(domain_event))
+
+
+def _dispatch(domain_event: DomainEvent) -> None:
+    for subscriber in list(_subscribers):
+        try:
+            subscriber(domain_event)
+        except Exception:  # a subscriber's failure must not undo or hide a committed change
+            log.exception("event subscriber failed", extra={"event": domain_event.name})
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    callbacks = session.info.pop(_PENDING, [])
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            log.exception("after-commit callback failed")
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_on_rollback(session: Session, previous_transaction) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(_PENDING, None)

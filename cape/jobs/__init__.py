@@ -1,0 +1,81 @@
+"""Background jobs on Huey: SQLite storage by default, Redis at scale, immediate in tests.
+
+Tasks are enqueued after the surrounding transaction commits (``enqueue_after_commit``), so a
+rolled-back change never starts a job, and each task runs in its own unit of work (``job``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
+from sqlalchemy.orm import Session, sessionmaker
+
+from cape import events
+from cape.config import Settings
+from cape.db import create_db_engine, create_session_factory, unit_of_work
+
+
+def _make_huey(settings: Settings) -> Huey:
+    if settings.jobs_backend == "redis" and settings.redis_url:
+        return RedisHuey("cape", url=settings.redis_url)
+    if settings.jobs_backend == "immediate":
+        return MemoryHuey("cape", immediate=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey("cape", filename=str(settings.data_dir / "jobs.db"))
+
+
+huey: Huey = _make_huey(Settings())
+
+_runtime: dict[str, Any] = {}
+
+
+def configure(session_factory: sessionmaker[Session]) -> None:
+    """Tell tasks which database to use (called by the app and by the worker)."""
+    _runtime["session_factory"] = session_factory
+
+
+def _session_factory() -> sessionmaker[Session]:
+    if "session_factory" not in _runtime:
+        configure(create_session_factory(create_db_engine(Settings())))
+    return _runtime["session_factory"]
+
+
+def job(**task_options: Any) -> Callable:
+    """Declare a task whose first argument is a session committed when the task returns."""
+
+    def decorator(fn: Callable[..., Any]):
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with unit_of_work(_session_factory()) as session:
+                return fn(session, *args, **kwargs)
+
+        return huey.task(**task_options)(run)
+
+    return decorator
+
+
+def enqueue_after_commit(session: Session, task: Callable, *args: Any, **kwargs: Any) -> None:
+    """Queue ``task(*args, **kwargs)`` once this session's transaction commits."""
+    events.on_commit(session, lambda: task(*args, **kwargs))
+
+
+# Modules that define tasks; imported by the worker and by in-process consumers.
+TASK_MODULES: list[str] = []
+
+
+def load_tasks() -> None:
+    import importlib
+
+    for module in TASK_MODULES:
+        importlib.import_module(module)
+
+
+def start_in_process_consumer(threads: int = 2):
+    """Run jobs inside the web process (the embedded default); returns the consumer to stop."""
+    load_tasks()
+    consumer = huey.create_consumer(workers=threads, worker_type="thread", check_worker_health=False)
+    consumer.start()
+    return consumer

@@ -1,0 +1,49 @@
+"""Typed errors raised by services and mapped to HTTP in one place (``cape.app``)."""
+
+from __future__ import annotations
+
+
+class CapeError(Exception):
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+
+
+class NotAuthenticated(CapeError):
+    status_code = 401
+    code = "not_authenticated"
+
+
+class Forbidden(CapeError):
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFound(CapeError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(CapeError):
+    status_code = 409
+    code = "conflict"
+
+
+class InvalidInput(CapeError):
+    status_code = 422
+    code = "invalid_input"
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class OverAuthority(CapeError):
+    status_code = 403
+    code = "over_authority"

@@ -1,0 +1,43 @@
+"""All ORM models. Alembic imports this package to see the whole schema."""
+
+from cape.models.base import Base
+from cape.models.channels import Channel, ChannelKind, RawSource, RawStatus
+from cape.models.conversations import (
+    Activity,
+    AuthorType,
+    Conversation,
+    ConversationStatus,
+    ConversationTag,
+    DeliveryStatus,
+    Message,
+    MessageDirection,
+    Priority,
+)
+from cape.models.customers import Customer, Identity, IdentityKind, Order
+from cape.models.users import ApiToken, Role, Team, TeamMember, User
+
+__all__ = [
+    "Activity",
+    "ApiToken",
+    "AuthorType",
+    "Base",
+    "Channel",
+    "ChannelKind",
+    "Conversation",
+    "ConversationStatus",
+    "ConversationTag",
+    "Customer",
+    "DeliveryStatus",
+    "Identity",
+    "IdentityKind",
+    "Message",
+    "MessageDirection",
+    "Order",
+    "Priority",
+    "RawSource",
+    "RawStatus",
+    "Role",
+    "Team",
+    "TeamMember",
+    "User",
+]

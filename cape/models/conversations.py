@@ -1,0 +1,141 @@
+"""Conversations, their messages, tags, and the append-only activity log."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from cape.kit.clock import utcnow
+from cape.models.base import Base, BigId, CreatedMixin, IdMixin, JsonType
+from cape.models.channels import Channel
+from cape.models.customers import Customer
+from cape.models.users import Team, User, enum_column
+
+
+class ConversationStatus(enum.StrEnum):
+    open = "open"
+    pending = "pending"
+    snoozed = "snoozed"
+    resolved = "resolved"
+
+
+class Priority(enum.StrEnum):
+    low = "low"
+    normal = "normal"
+    high = "high"
+    urgent = "urgent"
+
+
+class Conversation(IdMixin, CreatedMixin, Base):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        Index(None, "last_activity_at", "id"),
+        Index(None, "status", "last_activity_at", "id"),
+        Index(None, "assignee_id", "last_activity_at", "id"),
+        Index(None, "customer_id", "last_activity_at", "id"),
+    )
+
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id"))
+    channel_id: Mapped[int] = mapped_column(BigId, ForeignKey("channels.id"))
+    subject: Mapped[str | None] = mapped_column(String(998))
+    status: Mapped[ConversationStatus] = mapped_column(
+        enum_column(ConversationStatus, "conversation_status"), default=ConversationStatus.open
+    )
+    priority: Mapped[Priority] = mapped_column(enum_column(Priority, "priority"), default=Priority.normal)
+    assignee_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
+    team_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("teams.id"))
+    language: Mapped[str | None] = mapped_column(String(8))
+    last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Since when the customer has been waiting for us; cleared by our reply.
+    waiting_since: Mapped[datetime | None]
+    first_response_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    snoozed_until: Mapped[datetime | None]
+
+    customer: Mapped[Customer] = relationship(lazy="raise")
+    channel: Mapped[Channel] = relationship(lazy="raise")
+    assignee: Mapped[User | None] = relationship(lazy="raise")
+    team: Mapped[Team | None] = relationship(lazy="raise")
+    tags: Mapped[list[ConversationTag]] = relationship(
+        lazy="raise", cascade="all, delete-orphan", order_by="ConversationTag.tag"
+    )
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="conversation", lazy="raise", order_by="(Message.created_at, Message.id)"
+    )
+
+
+class ConversationTag(Base):
+    __tablename__ = "conversation_tags"
+
+    conversation_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class MessageDirection(enum.StrEnum):
+    inbound = "inbound"
+    outbound = "outbound"
+    note = "note"
+
+
+class AuthorType(enum.StrEnum):
+    customer = "customer"
+    user = "user"
+    system = "system"
+
+
+class DeliveryStatus(enum.StrEnum):
+    queued = "queued"
+    sent = "sent"
+    failed = "failed"
+
+
+class Message(IdMixin, CreatedMixin, Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        # Idempotent ingestion: a provider's id is unique per channel.
+        UniqueConstraint("channel_id", "external_id"),
+        Index(None, "conversation_id", "created_at", "id"),
+        Index(None, "customer_id", "created_at"),
+    )
+
+    conversation_id: Mapped[int] = mapped_column(BigId, ForeignKey("conversations.id"))
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id"))
+    channel_id: Mapped[int] = mapped_column(BigId, ForeignKey("channels.id"))
+    direction: Mapped[MessageDirection] = mapped_column(enum_column(MessageDirection, "message_direction"))
+    author_type: Mapped[AuthorType] = mapped_column(enum_column(AuthorType, "author_type"))
+    author_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
+    subject: Mapped[str | None] = mapped_column(String(998))
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str | None] = mapped_column(Text)
+    external_id: Mapped[str | None] = mapped_column(String(998))
+    raw_source_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("raw_sources.id"))
+    delivery_status: Mapped[DeliveryStatus | None] = mapped_column(enum_column(DeliveryStatus, "delivery_status"))
+    delivery_error: Mapped[str | None] = mapped_column(Text)
+    meta: Mapped[dict] = mapped_column(JsonType, default=dict)
+
+    conversation: Mapped[Conversation] = relationship(back_populates="messages", lazy="raise")
+    channel: Mapped[Channel] = relationship(lazy="raise")
+    author_user: Mapped[User | None] = relationship(lazy="raise")
+
+
+class Activity(IdMixin, CreatedMixin, Base):
+    """Append-only: who did what, when; written in the transaction of the change it records."""
+
+    __tablename__ = "activities"
+    __table_args__ = (
+        Index(None, "conversation_id", "created_at", "id"),
+        Index(None, "customer_id", "created_at", "id"),
+    )
+
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id"))
+    conversation_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("conversations.id"))
+    actor_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict] = mapped_column(JsonType, default=dict)
+
+    actor: Mapped[User | None] = relationship(lazy="raise")

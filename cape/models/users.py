@@ -1,0 +1,73 @@
+"""People who work in Cape: users (agents, supervisors, admins), teams and API tokens."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from cape.models.base import Base, BigId, CreatedMixin, IdMixin
+
+
+class Role(enum.StrEnum):
+    agent = "agent"
+    supervisor = "supervisor"
+    admin = "admin"
+
+    @property
+    def rank(self) -> int:
+        return {"agent": 1, "supervisor": 2, "admin": 3}[self.value]
+
+    def at_least(self, other: Role) -> bool:
+        return self.rank >= other.rank
+
+
+def enum_column(enum_cls: type[enum.Enum], name: str):
+    """Enums stored as plain strings with a CHECK, portable across SQLite and PostgreSQL."""
+    return Enum(
+        enum_cls, name=name, native_enum=False, create_constraint=True, length=32,
+        values_callable=lambda e: [m.value for m in e],
+    )  # fmt: skip
+
+
+class User(IdMixin, CreatedMixin, Base):
+    __tablename__ = "users"
+
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(enum_column(Role, "user_role"), default=Role.agent)
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    is_active: Mapped[bool] = mapped_column(default=True)
+    signature: Mapped[str | None] = mapped_column(String(2000))
+
+    teams: Mapped[list[Team]] = relationship(secondary="team_members", lazy="raise", viewonly=True)
+
+
+class Team(IdMixin, CreatedMixin, Base):
+    __tablename__ = "teams"
+
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+
+    team_id: Mapped[int] = mapped_column(BigId, ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+
+
+class ApiToken(IdMixin, CreatedMixin, Base):
+    __tablename__ = "api_tokens"
+    __table_args__ = (UniqueConstraint("token_hash"),)
+
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    token_hash: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(16))
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship(lazy="raise")

@@ -1,0 +1,11 @@
+"""Server-rendered pages (Jinja2 + HTMX)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+
+def install_web(app: FastAPI) -> None:
+    from cape.web import pages
+
+    app.include_router(pages.router)

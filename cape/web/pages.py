@@ -1,0 +1,229 @@
+"""Agent workspace pages (inbox, conversation, customer), sign-in, and the public contact form."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlencode, urlparse
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+
+from cape.auth import service as auth_service
+from cape.auth.deps import CurrentUser, DbSession, check_csrf
+from cape.channels.base import InboundMessage, Sender, builtin_channel
+from cape.conversations import service
+from cape.customers import service as customers_service
+from cape.kit.errors import CapeError, InvalidInput
+from cape.models import ChannelKind, ConversationStatus, Priority
+from cape.web.render import render
+
+router = APIRouter(include_in_schema=False)
+
+INBOX_VIEWS = ("mine", "unassigned", "all")
+
+
+def _safe_next(target: str | None) -> str:
+    if not target:
+        return "/inbox"
+    parsed = urlparse(target)
+    if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/inbox"
+    return target
+
+
+@router.get("/")
+def home():
+    return RedirectResponse("/inbox", status_code=303)
+
+
+@router.get("/login")
+def login_page(request: Request, next: str | None = None):
+    return render(request, "login.html", {"next": _safe_next(next), "error": None})
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    session: DbSession,
+    email: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/inbox",
+):
+    await check_csrf(request)
+    user = auth_service.authenticate(session, email=email, password=password)
+    if user is None:
+        context = {"next": _safe_next(next), "error": "bad_credentials", "email": email}
+        return render(request, "login.html", context, status_code=401)
+    request.session.clear()  # a fresh session (and CSRF token) at sign-in
+    request.session["user_id"] = user.id
+    return RedirectResponse(_safe_next(next), status_code=303)
+
+
+@router.post("/logout")
+async def logout(request: Request, user: CurrentUser):
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+def _inbox_context(session, user, view: str, status: str, cursor: str | None):
+    view = view if view in INBOX_VIEWS else "all"
+    status_filter = ConversationStatus(status) if status in ConversationStatus.__members__ else None
+    rows, next_cursor = service.list_conversations(
+        session,
+        status=status_filter,
+        assignee_id=user.id if view == "mine" else None,
+        unassigned=view == "unassigned",
+        limit=50,
+        cursor=cursor,
+    )
+    return {
+        "conversations": rows,
+        "next_cursor": next_cursor,
+        "view": view,
+        "status": status_filter.value if status_filter else "all",
+        "statuses": [s.value for s in ConversationStatus],
+        "views": INBOX_VIEWS,
+    }
+
+
+@router.get("/inbox")
+def inbox(
+    request: Request, session: DbSession, user: CurrentUser,
+    view: str = "all", status: str = "open", cursor: str | None = None,
+):  # fmt: skip
+    return render(request, "inbox.html", _inbox_context(session, user, view, status, cursor), user=user)
+
+
+@router.get("/inbox/rows")
+def inbox_rows(
+    request: Request, session: DbSession, user: CurrentUser,
+    view: str = "all", status: str = "open", cursor: str | None = None,
+):  # fmt: skip
+    """The inbox list alone, polled by the page so new conversations appear without a reload."""
+    return render(request, "_inbox_rows.html", _inbox_context(session, user, view, status, cursor), user=user)
+
+
+def _conversation_context(session, conversation_id: int):
+    conversation = service.get_conversation(session, conversation_id)
+    customer = customers_service.get_customer(session, conversation.customer_id)
+    return {
+        "conversation": conversation,
+        "customer": customer,
+        "activities": service.conversation_activities(session, conversation=conversation),
+        "other_conversations": [
+            c for c in customers_service.customer_conversations(session, customer=customer) if c.id != conversation.id
+        ][:10],
+        "users": [u for u in auth_service.list_users(session) if u.is_active],
+        "statuses": [s.value for s in ConversationStatus],
+        "priorities": [p.value for p in Priority],
+    }
+
+
+@router.get("/conversations/{conversation_id}")
+def conversation_page(request: Request, conversation_id: int, session: DbSession, user: CurrentUser):
+    return render(request, "conversation.html", _conversation_context(session, conversation_id), user=user)
+
+
+@router.post("/conversations/{conversation_id}/reply")
+def conversation_reply(
+    request: Request,
+    conversation_id: int,
+    session: DbSession,
+    user: CurrentUser,
+    body: Annotated[str, Form()] = "",
+    internal: Annotated[bool, Form()] = False,
+):
+    conversation = service.get_conversation(session, conversation_id, with_messages=False)
+    error = None
+    try:
+        service.add_reply(session, conversation=conversation, author=user, body=body, internal=internal)
+    except InvalidInput as exc:
+        error = exc.reason
+    session.flush()
+    session.expire_all()
+    context = _conversation_context(session, conversation_id) | {"reply_error": error}
+    return render(request, "_conversation_main.html", context, user=user)
+
+
+@router.post("/conversations/{conversation_id}/update")
+def conversation_update(
+    request: Request,
+    conversation_id: int,
+    session: DbSession,
+    user: CurrentUser,
+    status: Annotated[str | None, Form()] = None,
+    assignee_id: Annotated[str | None, Form()] = None,
+    priority: Annotated[str | None, Form()] = None,
+    tags: Annotated[str | None, Form()] = None,
+):
+    conversation = service.get_conversation(session, conversation_id, with_messages=False)
+    changes: dict = {}
+    if status:
+        changes["status"] = ConversationStatus(status)
+    if assignee_id is not None:
+        changes["assignee_id"] = int(assignee_id) if assignee_id.strip() else None
+    if priority:
+        changes["priority"] = Priority(priority)
+    if tags is not None:
+        changes["tags"] = [t for t in tags.split(",") if t.strip()]
+    service.update_conversation(session, conversation=conversation, actor=user, **changes)
+    if request.headers.get("hx-request"):
+        session.flush()
+        session.expire_all()
+        return render(request, "_conversation_main.html", _conversation_context(session, conversation_id), user=user)
+    return RedirectResponse(f"/conversations/{conversation_id}", status_code=303)
+
+
+@router.get("/customers/{customer_id}")
+def customer_page(request: Request, customer_id: int, session: DbSession, user: CurrentUser):
+    customer = customers_service.get_customer(session, customer_id)
+    context = {
+        "customer": customer,
+        "conversations": customers_service.customer_conversations(session, customer=customer),
+        "timeline": customers_service.customer_timeline(session, customer=customer),
+    }
+    return render(request, "customer.html", context, user=user)
+
+
+@router.get("/contact")
+def contact_page(request: Request):
+    return render(request, "contact.html", {"values": {}, "errors": {}})
+
+
+@router.post("/contact")
+async def contact_submit(
+    request: Request,
+    session: DbSession,
+    name: Annotated[str, Form()] = "",
+    email: Annotated[str, Form()] = "",
+    subject: Annotated[str, Form()] = "",
+    message: Annotated[str, Form()] = "",
+    website: Annotated[str, Form()] = "",  # honeypot: people leave it empty, bots fill it
+):
+    await check_csrf(request)
+    values = {"name": name, "email": email, "subject": subject, "message": message}
+    errors = {}
+    if not email.strip():
+        errors["email"] = "required"
+    if not message.strip():
+        errors["message"] = "required"
+    if website:
+        return render(request, "contact_thanks.html", {})
+    if not errors:
+        form = await request.form()
+        raw = urlencode([(k, str(v)) for k, v in form.multi_items() if k != "csrf_token"])
+        inbound = InboundMessage(
+            channel=builtin_channel(session, ChannelKind.web),
+            sender=Sender(email=email.strip(), name=name.strip() or None),
+            subject=subject.strip() or None,
+            body_text=message.strip(),
+            raw=raw.encode(),
+            raw_content_type="application/x-www-form-urlencoded",
+        )
+        try:
+            service.ingest(session, inbound=inbound)
+        except CapeError as exc:
+            errors[getattr(exc, "field", "email").removeprefix("from.")] = "invalid"
+        else:
+            return render(request, "contact_thanks.html", {})
+    return render(request, "contact.html", {"values": values, "errors": errors}, status_code=422)

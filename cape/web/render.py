@@ -1,0 +1,54 @@
+"""Template rendering with the viewer's language, CSRF token and formatting helpers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from babel.dates import format_timedelta
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+
+from cape.auth.deps import csrf_token
+from cape.i18n import negotiate, translations
+from cape.kit.clock import utcnow
+from cape.kit.html import text_to_html
+from cape.models import User
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.autoescape = True
+
+
+def _since(value: datetime | None, language: str) -> str:
+    if value is None:
+        return ""
+    return format_timedelta(utcnow() - value, threshold=1.1, format="short", locale=language)
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    user: User | None = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+):
+    """Render a page or fragment in the viewer's language."""
+    language = user.language if user else negotiate(request.headers.get("accept-language"))
+    catalog = translations(language)
+    page = {
+        "request": request,
+        "user": user,
+        "language": language,
+        "csrf_token": csrf_token(request),
+        "_": catalog.gettext,
+        "ngettext": catalog.ngettext,
+        "since": lambda value: _since(value, language),
+        # text_to_html escapes every line before joining them with <br>.
+        "text_html": lambda text: Markup(text_to_html(text or "")),  # noqa: S704
+    }
+    page.update(context or {})
+    return templates.TemplateResponse(request, template, page, status_code=status_code, headers=headers)
