@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
+# Jobs run inline in tests unless a test starts a real worker; set before cape is imported.
+os.environ.setdefault("CAPE_JOBS_BACKEND", "immediate")
+
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,9 +25,9 @@ DATABASES = ["sqlite", "postgresql"]
 
 def pytest_sessionstart(session):
     # Fail fast and clearly when the PostgreSQL server is not there.
-    from tests.fixtures.databases import POSTGRES_ADMIN_DSN
-
     import psycopg
+
+    from tests.fixtures.databases import POSTGRES_ADMIN_DSN
 
     try:
         psycopg.connect(POSTGRES_ADMIN_DSN, connect_timeout=3).close()

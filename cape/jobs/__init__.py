@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey
+from huey.consumer import Consumer
 from sqlalchemy.orm import Session, sessionmaker
 
 from cape import events
@@ -73,9 +74,18 @@ def load_tasks() -> None:
         importlib.import_module(module)
 
 
-def start_in_process_consumer(threads: int = 2):
+class _InProcessConsumer(Consumer):
+    """A consumer living beside the web server: the server, not Huey, owns the process signals."""
+
+    def _set_signal_handlers(self) -> None:
+        return None
+
+
+def start_in_process_consumer(threads: int = 2) -> Consumer | None:
     """Run jobs inside the web process (the embedded default); returns the consumer to stop."""
     load_tasks()
-    consumer = huey.create_consumer(workers=threads, worker_type="thread", check_worker_health=False)
+    if huey.immediate:  # tasks already run inline where they are enqueued
+        return None
+    consumer = _InProcessConsumer(huey, workers=threads, worker_type="thread", check_worker_health=False)
     consumer.start()
     return consumer
