@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from cape.kit.validation import EmailAddress
 from cape.models import Role
 
 
@@ -20,7 +21,7 @@ class UserOut(BaseModel):
 
 
 class UserCreate(BaseModel):
-    email: EmailStr
+    email: EmailAddress
     name: str = Field(min_length=1, max_length=200)
     role: Role = Role.agent
     password: str | None = Field(default=None, min_length=8, max_length=1000)

@@ -3,13 +3,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cape.kit.validation import EmailAddress
 from cape.models import ConversationStatus, Priority
 
 
 class InboundFrom(BaseModel):
-    email: EmailStr | None = None
+    email: EmailAddress | None = None
     phone: str | None = Field(default=None, max_length=40)
     name: str | None = Field(default=None, max_length=200)
 

@@ -116,13 +116,13 @@ def _file_inbound(session: Session, *, inbound: InboundMessage, raw: RawSource) 
         )
         session.add(conversation)
         session.flush()
-        _record(session, conversation, None, "conversation_opened", channel=channel.kind.value)
+        _record(session, conversation, None, "conversation_opened", at=now, channel=channel.kind.value)
         events.emit(session, "conversation.created", conversation_id=conversation.id)
     else:
         if conversation.status is not ConversationStatus.open:
             _record(
                 session, conversation, None, "status_changed",
-                old=conversation.status.value, new="open", reason="customer wrote again",
+                old=conversation.status.value, new="open", reason="customer wrote again", at=now,
             )  # fmt: skip
             conversation.status = ConversationStatus.open
             conversation.resolved_at = None
@@ -174,13 +174,22 @@ def _conversation_for(session: Session, *, inbound: InboundMessage, customer: Cu
     return None
 
 
-def _record(session: Session, conversation: Conversation, actor: User | None, kind: str, **data: object) -> Activity:
+def _record(
+    session: Session,
+    conversation: Conversation,
+    actor: User | None,
+    kind: str,
+    *,
+    at: datetime | None = None,
+    **data: object,
+) -> Activity:
     activity = Activity(
         customer_id=conversation.customer_id,
         conversation_id=conversation.id,
         actor_user_id=actor.id if actor else None,
         kind=kind,
         data=data,
+        created_at=at or utcnow(),
     )
     session.add(activity)
     return activity

@@ -1,0 +1,124 @@
+"""Every endpoint checks who is calling: anonymous callers, roles, deactivated users, CSRF."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from cape.app import create_app
+from cape.config import Settings
+from tests.fixtures.factories import make_inbound
+
+
+def api_routes():
+    settings = Settings(data_dir=Path(tempfile.mkdtemp()), secret_key="s" * 40)
+    for path, operations in create_app(settings).openapi()["paths"].items():
+        if path.startswith("/api/"):
+            for method in operations:
+                yield method.upper(), path
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(set(api_routes())))
+def test_anonymous_caller_gets_401_everywhere(client, method, path):
+    url = re.sub(r"\{[^}]+\}", "1", path)
+    response = client.request(method, url, json={})
+    assert response.status_code == 401, (method, path, response.text)
+    assert response.json()["error"]["code"] == "not_authenticated"
+
+
+def test_bad_or_deactivated_tokens_get_401(client, dave_outsider):
+    assert client.get("/api/v1/users", headers={"Authorization": "Bearer cape_nope"}).status_code == 401
+    assert client.get("/api/v1/users", headers={"Authorization": "Basic abc"}).status_code == 401
+    assert client.get("/api/v1/users", headers=dave_outsider.headers).status_code == 401
+
+
+def test_any_signed_in_user_lists_users(client, alice_agent, carol_admin):
+    emails = {u["email"] for u in client.get("/api/v1/users", headers=alice_agent.headers).json()}
+    assert {"alice.agent@example.test", "carol.admin@example.test"} <= emails
+    assert all("password" not in key for u in client.get("/api/v1/users", headers=alice_agent.headers).json()
+               for key in u)  # fmt: skip
+
+
+@pytest.mark.parametrize("actor", ["alice_agent", "bob_supervisor"])
+def test_only_admins_create_users(client, request, actor):
+    caller = request.getfixturevalue(actor)
+    response = client.post("/api/v1/users", json={"email": "new@example.test", "name": "New"}, headers=caller.headers)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "forbidden"
+
+
+def test_admin_creates_user_who_can_then_sign_in(client, carol_admin):
+    body = {"email": "Nina@Example.test", "name": "Nina", "role": "supervisor", "password": "a-long-password"}
+    response = client.post("/api/v1/users", json=body, headers=carol_admin.headers)
+    assert response.status_code == 201, response.text
+    assert response.json()["email"] == "nina@example.test"
+    assert response.json()["role"] == "supervisor"
+    again = client.post("/api/v1/users", json=body, headers=carol_admin.headers)
+    assert again.status_code == 409
+
+    login = client.post("/login", data={"email": "nina@example.test", "password": "a-long-password",
+                                        "csrf_token": csrf_from(client)}, follow_redirects=False)  # fmt: skip
+    assert login.status_code == 303
+    me = client.get("/api/v1/users/me").json()
+    assert me["email"] == "nina@example.test"
+
+
+def test_user_creation_validates_input(client, carol_admin):
+    h = carol_admin.headers
+    assert client.post("/api/v1/users", json={"email": "x", "name": "X"}, headers=h).status_code == 422
+    bad_role = {"email": "x@example.test", "name": "X", "role": "owner"}
+    assert client.post("/api/v1/users", json=bad_role, headers=h).status_code == 422
+    short = {"email": "x@example.test", "name": "X", "password": "short"}
+    assert client.post("/api/v1/users", json=short, headers=h).status_code == 422
+
+
+def csrf_from(client) -> str:
+    page = client.get("/login")
+    return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+
+
+def sign_in(client, actor, password="correct horse battery"):
+    response = client.post("/login", data={"email": actor.user.email, "password": password,
+                                           "csrf_token": csrf_from(client)}, follow_redirects=False)  # fmt: skip
+    assert response.status_code == 303, response.text
+
+
+def test_cookie_session_needs_csrf_token_for_changes(client, db, alice_agent):
+    result = make_inbound(db)
+    sign_in(client, alice_agent)
+    url = f"/api/v1/conversations/{result.conversation_id}/replies"
+    assert client.get(f"/api/v1/conversations/{result.conversation_id}").status_code == 200  # reads need none
+    refused = client.post(url, json={"body": "forged"})
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "csrf_failed"
+    token = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/inbox").text).group(1)
+    accepted = client.post(url, json={"body": "real"}, headers={"X-CSRF-Token": token})
+    assert accepted.status_code == 201
+
+
+def test_login_itself_needs_the_csrf_token(client, alice_agent):
+    response = client.post("/login", data={"email": alice_agent.user.email, "password": "correct horse battery"})
+    assert response.status_code == 403
+
+
+def test_wrong_password_is_refused_without_saying_which_part_was_wrong(client, alice_agent):
+    for email, password in [(alice_agent.user.email, "wrong"), ("nobody@example.test", "correct horse battery")]:
+        response = client.post("/login", data={"email": email, "password": password, "csrf_token": csrf_from(client)})
+        assert response.status_code == 401
+        assert "Wrong email or password" in response.text
+
+
+def test_deactivated_user_cannot_sign_in(client, dave_outsider):
+    response = client.post("/login", data={"email": dave_outsider.user.email, "password": "correct horse battery",
+                                           "csrf_token": csrf_from(client)})  # fmt: skip
+    assert response.status_code == 401
+
+
+def test_open_redirects_are_refused(client, alice_agent):
+    response = client.post("/login", data={"email": alice_agent.user.email, "password": "correct horse battery",
+                                           "csrf_token": csrf_from(client), "next": "https://evil.example"},
+                           follow_redirects=False)  # fmt: skip
+    assert response.headers["location"] == "/inbox"
