@@ -60,23 +60,39 @@ async def check_csrf(request: Request) -> None:
         raise Forbidden("missing or invalid CSRF token", code="csrf_failed")
 
 
-async def _current_user(request: Request, session: DbSession) -> User:
+def _authenticate(request: Request, session: DbSession) -> User:
+    # Sync on purpose: it queries the database, which must never happen on the event loop
+    # (a blocked loop cannot finish the request that holds SQLite's write lock).
     auth = request.headers.get("authorization")
     if auth:
         scheme, _, token = auth.partition(" ")
         user = user_for_token(session, token.strip()) if scheme.lower() == "bearer" else None
         if user is None:
             raise NotAuthenticated("invalid or revoked API token")
+        request.state.authenticated_by = "token"
         return user
     user_id = request.session.get("user_id")
     if user_id is not None:
         user = session.get(User, user_id)
         if user is not None and user.is_active:
-            await check_csrf(request)
+            request.state.authenticated_by = "cookie"
             return user
         request.session.clear()
     raise NotAuthenticated("sign in, or send an API token as 'Authorization: Bearer <token>'")
 
+
+async def _current_user(request: Request, user: Annotated[User, Depends(_authenticate)]) -> User:
+    if request.state.authenticated_by == "cookie":
+        await check_csrf(request)
+    return user
+
+
+async def csrf_protect(request: Request) -> None:
+    """For forms posted without a signed-in user (sign-in, the public contact form)."""
+    await check_csrf(request)
+
+
+CsrfProtected = Depends(csrf_protect)
 
 CurrentUser = Annotated[User, Depends(_current_user)]
 

@@ -7,13 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from cape import events
 from cape.channels.base import InboundMessage
-from cape.customers.service import IdentityRace, resolve_customer
+from cape.customers.service import resolve_customer_id
 from cape.kit.clock import utcnow
 from cape.kit.errors import CapeError, InvalidInput, NotFound
 from cape.kit.html import sanitize_html
@@ -25,7 +25,6 @@ from cape.models import (
     Conversation,
     ConversationStatus,
     ConversationTag,
-    Customer,
     DeliveryStatus,
     Message,
     MessageDirection,
@@ -38,6 +37,21 @@ from cape.models import (
 log = logging.getLogger(__name__)
 
 _INGEST_ATTEMPTS = 3
+
+# The ingest path's statements, built once: building a statement per call costs more Python
+# than running it on SQLite.
+_raw_t = RawSource.__table__
+_message_t = Message.__table__
+_conversation_t = Conversation.__table__
+_activity_t = Activity.__table__
+_INSERT_RAW = insert(_raw_t).returning(_raw_t.c.id)
+_MARK_RAW = update(_raw_t).where(_raw_t.c.id == bindparam("raw_id")).values(status=bindparam("new_status"))
+_EXISTING_MESSAGE = select(_message_t.c.id, _message_t.c.conversation_id, _message_t.c.customer_id).where(
+    _message_t.c.channel_id == bindparam("channel_id"), _message_t.c.external_id == bindparam("external_id")
+)
+_INSERT_CONVERSATION = insert(_conversation_t).returning(_conversation_t.c.id)
+_INSERT_MESSAGE = insert(_message_t).returning(_message_t.c.id)
+_INSERT_ACTIVITY = insert(_activity_t)
 
 
 @dataclass(frozen=True)
@@ -55,122 +69,131 @@ def ingest(session: Session, *, inbound: InboundMessage) -> IngestResult:
     Commits eagerly, the one service that does: the raw source is committed before anything
     else is tried, so bad input is kept even when it cannot be filed, and the caller may
     acknowledge its source only once this returns. Idempotent on (channel, external_id).
+
+    This is the hottest path in Cape, so it speaks SQL through Core statements rather than
+    the ORM unit of work (about three times less Python per message).
     """
-    raw = RawSource(
-        channel_id=inbound.channel.id,
-        external_id=inbound.external_id,
-        content_type=inbound.raw_content_type,
-        content=inbound.raw,
-        received_at=utcnow(),
-    )
-    session.add(raw)
+    raw_id = session.execute(
+        _INSERT_RAW,
+        {
+            "channel_id": inbound.channel.id,
+            "external_id": inbound.external_id,
+            "content_type": inbound.raw_content_type,
+            "content": inbound.raw,
+            "received_at": utcnow(),
+            "status": RawStatus.received,
+        },
+    ).scalar_one()
     session.commit()
     for attempt in range(1, _INGEST_ATTEMPTS + 1):
         try:
-            result = _file_inbound(session, inbound=inbound, raw=raw)
+            result = _file_inbound(session, inbound=inbound, raw_id=raw_id)
             session.commit()
             return result
-        except (IdentityRace, IntegrityError) as exc:
+        except IntegrityError as exc:
             # A concurrent ingest created the same identity or message: the retry finds it.
             session.rollback()
             if attempt == _INGEST_ATTEMPTS:
-                _mark_failed(session, raw, f"gave up after {attempt} concurrent conflicts: {exc}")
+                _mark_raw(session, raw_id, RawStatus.failed, f"gave up after {attempt} concurrent conflicts: {exc}")
+                session.commit()
                 raise
         except Exception as exc:
             session.rollback()
-            _mark_failed(session, raw, exc.message if isinstance(exc, CapeError) else repr(exc))
+            _mark_raw(session, raw_id, RawStatus.failed, exc.message if isinstance(exc, CapeError) else repr(exc))
+            session.commit()
             raise
     raise AssertionError("unreachable")
 
 
-def _mark_failed(session: Session, raw: RawSource, error: str) -> None:
-    raw.status = RawStatus.failed
-    raw.error = error[:2000]
-    session.commit()
+def _mark_raw(session: Session, raw_id: int, status: RawStatus, error: str | None = None) -> None:
+    if error is None:
+        session.execute(_MARK_RAW, {"raw_id": raw_id, "new_status": status})
+    else:
+        session.execute(update(_raw_t).where(_raw_t.c.id == raw_id).values(status=status, error=error[:2000]))
 
 
-def _file_inbound(session: Session, *, inbound: InboundMessage, raw: RawSource) -> IngestResult:
+def _file_inbound(session: Session, *, inbound: InboundMessage, raw_id: int) -> IngestResult:
     channel = inbound.channel
     if inbound.external_id:
         existing = session.execute(
-            select(Message.id, Message.conversation_id, Message.customer_id).where(
-                Message.channel_id == channel.id, Message.external_id == inbound.external_id
-            )
+            _EXISTING_MESSAGE, {"channel_id": channel.id, "external_id": inbound.external_id}
         ).first()
         if existing is not None:
-            raw.status = RawStatus.duplicate
-            return IngestResult(existing.customer_id, existing.conversation_id, existing.id, False, raw.id)
+            _mark_raw(session, raw_id, RawStatus.duplicate)
+            return IngestResult(existing.customer_id, existing.conversation_id, existing.id, False, raw_id)
 
-    customer = resolve_customer(session, sender=inbound.sender)
+    customer_id = resolve_customer_id(session, sender=inbound.sender)
     now = utcnow()
-    conversation = _conversation_for(session, inbound=inbound, customer=customer)
+    subject = (inbound.subject or "").strip()[:998] or None
+    conversation = _conversation_for(session, inbound=inbound, customer_id=customer_id)
     if conversation is None:
-        conversation = Conversation(
-            customer_id=customer.id,
-            channel_id=channel.id,
-            subject=(inbound.subject or "").strip()[:998] or None,
-            status=ConversationStatus.open,
-            priority=Priority.normal,
-            last_activity_at=now,
-            waiting_since=now,
-        )
-        session.add(conversation)
-        session.flush()
-        _record(session, conversation, None, "conversation_opened", at=now, channel=channel.kind.value)
-        events.emit(session, "conversation.created", conversation_id=conversation.id)
+        conversation_id = session.execute(
+            _INSERT_CONVERSATION,
+            {
+                "customer_id": customer_id, "channel_id": channel.id, "subject": subject,
+                "status": ConversationStatus.open, "priority": Priority.normal,
+                "created_at": now, "last_activity_at": now, "waiting_since": now,
+            },
+        ).scalar_one()  # fmt: skip
+        _log(session, customer_id, conversation_id, "conversation_opened", now, channel=channel.kind.value)
+        events.emit(session, "conversation.created", conversation_id=conversation_id)
     else:
+        conversation_id = conversation.id
+        changes: dict = {"last_activity_at": now, "waiting_since": conversation.waiting_since or now}
         if conversation.status is not ConversationStatus.open:
-            _record(
-                session, conversation, None, "status_changed",
-                old=conversation.status.value, new="open", reason="customer wrote again", at=now,
-            )  # fmt: skip
-            conversation.status = ConversationStatus.open
-            conversation.resolved_at = None
-            conversation.snoozed_until = None
-        conversation.last_activity_at = now
-        conversation.waiting_since = conversation.waiting_since or now
+            changes |= {"status": ConversationStatus.open, "resolved_at": None, "snoozed_until": None}
+            _log(session, customer_id, conversation_id, "status_changed", now,
+                 old=conversation.status.value, new="open", reason="customer wrote again")  # fmt: skip
+        session.execute(update(_conversation_t).where(_conversation_t.c.id == conversation_id).values(**changes))
 
-    message = Message(
-        conversation_id=conversation.id,
-        customer_id=customer.id,
-        channel_id=channel.id,
-        direction=MessageDirection.inbound,
-        author_type=AuthorType.customer,
-        subject=(inbound.subject or "").strip()[:998] or None,
-        body_text=inbound.body_text,
-        body_html=sanitize_html(inbound.body_html) if inbound.body_html else None,
-        external_id=inbound.external_id,
-        raw_source_id=raw.id,
-        meta=inbound.meta,
-        created_at=now,
-    )
-    session.add(message)
-    session.flush()
-    raw.status = RawStatus.processed
+    message_id = session.execute(
+        _INSERT_MESSAGE,
+        {
+            "conversation_id": conversation_id, "customer_id": customer_id, "channel_id": channel.id,
+            "direction": MessageDirection.inbound, "author_type": AuthorType.customer, "subject": subject,
+            "body_text": inbound.body_text,
+            "body_html": sanitize_html(inbound.body_html) if inbound.body_html else None,
+            "external_id": inbound.external_id, "raw_source_id": raw_id, "meta": inbound.meta,
+            "created_at": now, "author_user_id": None, "delivery_status": None, "delivery_error": None,
+        },
+    ).scalar_one()  # fmt: skip
+    _mark_raw(session, raw_id, RawStatus.processed)
     events.emit(
         session, "message.created",
-        conversation_id=conversation.id, message_id=message.id, direction="inbound",
+        conversation_id=conversation_id, message_id=message_id, direction="inbound",
     )  # fmt: skip
-    return IngestResult(customer.id, conversation.id, message.id, True, raw.id)
+    return IngestResult(customer_id, conversation_id, message_id, True, raw_id)
 
 
-def _conversation_for(session: Session, *, inbound: InboundMessage, customer: Customer) -> Conversation | None:
+def _log(session: Session, customer_id: int, conversation_id: int, kind: str, at: datetime, **data: object) -> None:
+    session.execute(
+        _INSERT_ACTIVITY,
+        {
+            "customer_id": customer_id, "conversation_id": conversation_id, "actor_user_id": None,
+            "kind": kind, "data": data, "created_at": at,
+        },
+    )  # fmt: skip
+
+
+def _conversation_for(session: Session, *, inbound: InboundMessage, customer_id: int):
+    table = Conversation.__table__
+    columns = (table.c.id, table.c.customer_id, table.c.status, table.c.waiting_since)
     if inbound.conversation_id is not None:
-        conversation = session.get(Conversation, inbound.conversation_id)
-        if conversation is None:
+        row = session.execute(select(*columns).where(table.c.id == inbound.conversation_id)).first()
+        if row is None:
             raise InvalidInput("conversation_id", f"conversation {inbound.conversation_id} does not exist")
-        if conversation.customer_id != customer.id:
+        if row.customer_id != customer_id:
             raise InvalidInput("conversation_id", "belongs to another customer")
-        return conversation
+        return row
     if inbound.thread_refs:
-        conversation_id = session.scalar(
-            select(Message.conversation_id)
-            .where(Message.channel_id == inbound.channel.id, Message.external_id.in_(inbound.thread_refs))
-            .order_by(Message.created_at.desc())
+        messages = Message.__table__
+        return session.execute(
+            select(*columns)
+            .join(messages, messages.c.conversation_id == table.c.id)
+            .where(messages.c.channel_id == inbound.channel.id, messages.c.external_id.in_(inbound.thread_refs))
+            .order_by(messages.c.created_at.desc())
             .limit(1)
-        )
-        if conversation_id is not None:
-            return session.get(Conversation, conversation_id)
+        ).first()
     return None
 
 

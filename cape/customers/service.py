@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import phonenumbers
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from cape.channels.base import Sender
@@ -56,50 +55,50 @@ def sender_identities(sender: Sender) -> list[tuple[IdentityKind, str]]:
     return [(kind, normalize_identity(kind, value)) for kind, value in pairs if value]
 
 
-def resolve_customer(session: Session, *, sender: Sender) -> Customer:
-    """The customer behind these identities, created (with its identities) if none is known."""
+_identity_t = Identity.__table__
+_customer_t = Customer.__table__
+_IDENTITIES_BY_VALUE = select(_identity_t.c.kind, _identity_t.c.value, _identity_t.c.customer_id).where(
+    _identity_t.c.value.in_(bindparam("values", expanding=True))
+)
+_INSERT_CUSTOMER = insert(_customer_t).returning(_customer_t.c.id)
+_CUSTOMER_LINK = select(_customer_t.c.merged_into_id, _customer_t.c.name).where(
+    _customer_t.c.id == bindparam("customer_id")
+)
+
+
+def resolve_customer_id(session: Session, *, sender: Sender) -> int:
+    """The id of the customer behind these identities; a new customer when none is known.
+
+    Runs on the ingest hot path, hence Core statements. A concurrent ingest may insert the
+    same identity between our lookup and insert; the unique constraint then fails the flush
+    and ingest retries, finding it.
+    """
     identities = sender_identities(sender)
     if not identities:
         raise InvalidInput("from", "give at least an email or a phone number")
     known = {
-        (row.kind, row.value): row.customer_id
-        for row in session.execute(
-            select(Identity.kind, Identity.value, Identity.customer_id).where(
-                Identity.value.in_([value for _, value in identities])
-            )
-        )
+        (IdentityKind(row.kind), row.value): row.customer_id
+        for row in session.execute(_IDENTITIES_BY_VALUE, {"values": [value for _, value in identities]})
     }
     customer_id = next((known[pair] for pair in identities if pair in known), None)
-    if customer_id is not None:
-        customer = session.get_one(Customer, customer_id)
-        while customer.merged_into_id is not None:  # an identity left behind by a merge
-            customer = session.get_one(Customer, customer.merged_into_id)
-        if sender.name and not customer.name:
-            customer.name = sender.name.strip()[:200]
+    name = (sender.name or "").strip()[:200] or None
+    if customer_id is None:
+        customer_id = session.execute(_INSERT_CUSTOMER, {"name": name, "created_at": utcnow()}).scalar_one()
     else:
-        customer = Customer(name=(sender.name or "").strip()[:200] or None)
-        session.add(customer)
-        session.flush()
-    for kind, value in identities:
-        if (kind, value) not in known:
-            _attach_identity(session, customer=customer, kind=kind, value=value)
-    return customer
-
-
-def _attach_identity(session: Session, *, customer: Customer, kind: IdentityKind, value: str) -> None:
-    try:
-        with session.begin_nested():
-            session.add(Identity(customer_id=customer.id, kind=kind, value=value))
-            session.flush()
-    except IntegrityError as exc:
-        # Another request claimed this identity between our lookup and insert; the caller
-        # retries the whole ingest, which then finds it.
-        raise IdentityRace(kind, value) from exc
-
-
-class IdentityRace(Conflict):
-    def __init__(self, kind: IdentityKind, value: str):
-        super().__init__(f"identity {kind.value} was created concurrently", code="identity_race")
+        row = session.execute(_CUSTOMER_LINK, {"customer_id": customer_id}).one()
+        while row.merged_into_id is not None:  # an identity left behind by a merge
+            customer_id = row.merged_into_id
+            row = session.execute(_CUSTOMER_LINK, {"customer_id": customer_id}).one()
+        if name and not row.name:
+            session.execute(update(_customer_t).where(_customer_t.c.id == customer_id).values(name=name))
+    new = [
+        {"customer_id": customer_id, "kind": kind, "value": value, "created_at": utcnow()}
+        for kind, value in identities
+        if (kind, value) not in known
+    ]
+    if new:
+        session.execute(insert(_identity_t), new)
+    return customer_id
 
 
 def get_customer(session: Session, customer_id: int) -> Customer:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
 from cape.auth import service as auth_service
-from cape.auth.deps import CurrentUser, DbSession, check_csrf
+from cape.auth.deps import CsrfProtected, CurrentUser, DbSession
 from cape.channels.base import InboundMessage, Sender, builtin_channel
 from cape.conversations import service
 from cape.customers import service as customers_service
@@ -41,15 +41,14 @@ def login_page(request: Request, next: str | None = None):
     return render(request, "login.html", {"next": _safe_next(next), "error": None})
 
 
-@router.post("/login")
-async def login(
+@router.post("/login", dependencies=[CsrfProtected])
+def login(
     request: Request,
     session: DbSession,
     email: Annotated[str, Form()],
     password: Annotated[str, Form()],
     next: Annotated[str, Form()] = "/inbox",
 ):
-    await check_csrf(request)
     user = auth_service.authenticate(session, email=email, password=password)
     if user is None:
         context = {"next": _safe_next(next), "error": "bad_credentials", "email": email}
@@ -190,8 +189,8 @@ def contact_page(request: Request):
     return render(request, "contact.html", {"values": {}, "errors": {}})
 
 
-@router.post("/contact")
-async def contact_submit(
+@router.post("/contact", dependencies=[CsrfProtected])
+def contact_submit(
     request: Request,
     session: DbSession,
     name: Annotated[str, Form()] = "",
@@ -200,7 +199,6 @@ async def contact_submit(
     message: Annotated[str, Form()] = "",
     website: Annotated[str, Form()] = "",  # honeypot: people leave it empty, bots fill it
 ):
-    await check_csrf(request)
     values = {"name": name, "email": email, "subject": subject, "message": message}
     errors = {}
     if not email.strip():
@@ -210,8 +208,7 @@ async def contact_submit(
     if website:
         return render(request, "contact_thanks.html", {})
     if not errors:
-        form = await request.form()
-        raw = urlencode([(k, str(v)) for k, v in form.multi_items() if k != "csrf_token"])
+        raw = urlencode(values)
         inbound = InboundMessage(
             channel=builtin_channel(session, ChannelKind.web),
             sender=Sender(email=email.strip(), name=name.strip() or None),

@@ -1,0 +1,173 @@
+"""Inbound ingestion over HTTP: N messages from C concurrent clients against a running Cape.
+
+    python bench/ingest.py                       # SQLite and PostgreSQL, servers started here
+    python bench/ingest.py --databases sqlite --messages 5000
+    python bench/ingest.py --url http://127.0.0.1:8000 --token cape_...   # an existing server
+
+Prints messages/s and latency percentiles, and the ratio to the target (1,000 msg/s, p99 < 50 ms).
+Each client is its own process with a keep-alive connection, so the load generator's own Python
+does not share a GIL with itself; on a 2-core machine client and server still share the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_RATE = 1000.0
+TARGET_P99_MS = 50.0
+
+
+def client_worker(url: str, token: str, start: int, count: int, run_id: str, out: mp.Queue) -> None:
+    parsed = urlparse(url)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    latencies = []
+    errors = 0
+    for i in range(start, start + count):
+        body = json.dumps({
+            "channel": "api",
+            "external_id": f"{run_id}-{i}",
+            "from": {"email": f"customer{i % 5000}@bench.example.org", "name": f"Customer {i % 5000}"},
+            "subject": f"Order question {i}",
+            "body": "Hello, my parcel has not arrived yet. Could you check where it is? Thanks!",
+        })  # fmt: skip
+        began = time.perf_counter()
+        conn.request("POST", "/api/v1/messages/inbound", body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        latencies.append(time.perf_counter() - began)
+        if response.status not in (200, 201):
+            errors += 1
+    conn.close()
+    out.put((latencies, errors))
+
+
+def run_load(url: str, token: str, messages: int, clients: int) -> dict:
+    run_id = uuid.uuid4().hex[:8]
+    queue: mp.Queue = mp.Queue()
+    per_client = messages // clients
+    procs = [
+        mp.Process(target=client_worker, args=(url, token, n * per_client, per_client, run_id, queue))
+        for n in range(clients)
+    ]
+    began = time.perf_counter()
+    for proc in procs:
+        proc.start()
+    results = [queue.get() for _ in procs]
+    elapsed = time.perf_counter() - began
+    for proc in procs:
+        proc.join()
+    latencies = sorted(lat for lats, _ in results for lat in lats)
+    errors = sum(e for _, e in results)
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+
+    return {
+        "messages": len(latencies),
+        "errors": errors,
+        "seconds": elapsed,
+        "rate": len(latencies) / elapsed,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "mean_ms": statistics.fmean(latencies) * 1000,
+    }
+
+
+def start_server(database_url: str | None, data_dir: Path, port: int, workers: int) -> subprocess.Popen:
+    env = {**os.environ, "CAPE_DATA_DIR": str(data_dir), "CAPE_LOG_LEVEL": "WARNING", "CAPE_PORT": str(port)}
+    if database_url:
+        env["CAPE_DATABASE_URL"] = database_url
+    cape = shutil.which("cape") or str(Path(sys.executable).parent / "cape")
+    subprocess.run([cape, "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run([cape, "users", "create", "--email", "bench@example.org", "--name", "Bench", "--role", "admin"],
+                   env=env, check=True, capture_output=True)  # fmt: skip
+    proc = subprocess.Popen([cape, "serve", "--no-migrate", "--workers", str(workers)], env=env)
+    import urllib.request
+
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def make_token(database_url: str | None, data_dir: Path) -> str:
+    env = {**os.environ, "CAPE_DATA_DIR": str(data_dir)}
+    if database_url:
+        env["CAPE_DATABASE_URL"] = database_url
+    cape = shutil.which("cape") or str(Path(sys.executable).parent / "cape")
+    out = subprocess.run([cape, "token", "create", "--email", "bench@example.org"], env=env, check=True,
+                         capture_output=True, text=True)  # fmt: skip
+    return out.stdout.strip()
+
+
+def report(label: str, result: dict) -> None:
+    print(
+        f"{label:<28} {result['messages']:>6} msgs  {result['rate']:>8.0f} msg/s  "
+        f"p50 {result['p50_ms']:6.1f} ms  p99 {result['p99_ms']:6.1f} ms  errors {result['errors']}  "
+        f"| rate/target {result['rate'] / TARGET_RATE:.2f}  p99/target {result['p99_ms'] / TARGET_P99_MS:.2f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--workers", type=int, default=1, help="server processes")
+    parser.add_argument("--url")
+    parser.add_argument("--token")
+    parser.add_argument("--postgres-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+
+    if args.url:
+        report("given server", run_load(args.url, args.token, args.messages, args.clients))
+        return
+
+    for kind in args.databases.split(","):
+        data_dir = Path(tempfile.mkdtemp(prefix=f"cape-bench-{kind}-"))
+        database_url = None
+        db_name = f"cape_bench_{uuid.uuid4().hex[:8]}"
+        if kind == "postgresql":
+            with psycopg.connect(args.postgres_dsn, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{db_name}"')
+            database_url = args.postgres_dsn.rsplit("/", 1)[0] + "/" + db_name
+        port = 18000 + os.getpid() % 1000
+        server = start_server(database_url, data_dir, port, args.workers)
+        try:
+            token = make_token(database_url, data_dir)
+            url = f"http://127.0.0.1:{port}"
+            run_load(url, token, min(1000, args.messages), args.clients)  # warm-up
+            label = f"{kind} ({args.workers} worker{'s' if args.workers > 1 else ''}, {args.clients} clients)"
+            report(label, run_load(url, token, args.messages, args.clients))
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+            shutil.rmtree(data_dir, ignore_errors=True)
+            if kind == "postgresql":
+                with psycopg.connect(args.postgres_dsn, autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()
