@@ -1,0 +1,137 @@
+"""Server-rendered pages through the real app: sign-in, inbox, conversation, customer, contact form."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from cape.models import Conversation, Message, RawSource
+from tests.fixtures.factories import make_inbound
+
+
+def csrf(client, path="/login") -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text).group(1)
+
+
+def sign_in(client, actor):
+    response = client.post("/login", data={"email": actor.user.email, "password": "correct horse battery",
+                                           "csrf_token": csrf(client)}, follow_redirects=False)  # fmt: skip
+    assert response.status_code == 303
+    token = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/inbox").text).group(1)
+    return {"X-CSRF-Token": token}
+
+
+def test_pages_send_signed_out_browsers_to_login(client):
+    response = client.get("/inbox", headers={"accept": "text/html"}, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/login")
+
+
+def test_inbox_lists_open_conversations_with_customer_channel_subject_and_wait(client, db, alice_agent):
+    make_inbound(db, name="Olivia Bennett", subject="Snow tyres")
+    closed = make_inbound(db, name="Resolved Rita", subject="Done deal")
+    db.get(Conversation, closed.conversation_id).status = "resolved"
+    db.commit()
+    sign_in(client, alice_agent)
+    page = client.get("/inbox").text
+    assert "Olivia Bennett" in page and "Snow tyres" in page
+    assert "Resolved Rita" not in page  # the default view is open conversations
+    assert 'class="channel channel-api"' in page
+    assert 'class="waiting"' in page
+    rows = client.get("/inbox/rows?view=all&status=resolved").text
+    assert "Resolved Rita" in rows and "<html" not in rows  # a fragment for polling
+
+
+def test_conversation_page_reply_note_assign_and_resolve(client, db, alice_agent):
+    result = make_inbound(db, name="Olivia Bennett", subject="Snow tyres", body="Can I return them?")
+    headers = sign_in(client, alice_agent)
+    url = f"/conversations/{result.conversation_id}"
+    page = client.get(url).text
+    assert "Can I return them?" in page and "Olivia Bennett" in page
+
+    fragment = client.post(url + "/reply", data={"body": "Yes, of course."}, headers=headers).text
+    assert "Yes, of course." in fragment
+    client.post(url + "/reply", data={"body": "Check stock", "internal": "true"}, headers=headers)
+    client.post(url + "/update", data={"assignee_id": str(alice_agent.user.id), "priority": "high",
+                                       "tags": "returns, tyres"}, headers=headers)  # fmt: skip
+    done = client.post(url + "/update", data={"status": "resolved"}, headers={**headers, "HX-Request": "true"})
+    assert "Reopen" in done.text
+
+    directions = db.scalars(select(Message.direction).where(Message.conversation_id == result.conversation_id)
+                            .order_by(Message.id)).all()  # fmt: skip
+    assert [d.value for d in directions] == ["inbound", "outbound", "note"]
+    db.expire_all()
+    conversation = db.get(Conversation, result.conversation_id)
+    assert conversation.status.value == "resolved"
+    assert conversation.assignee_id == alice_agent.user.id
+
+
+def test_page_forms_need_the_csrf_token(client, db, alice_agent):
+    result = make_inbound(db)
+    sign_in(client, alice_agent)
+    response = client.post(f"/conversations/{result.conversation_id}/reply", data={"body": "forged"})
+    assert response.status_code == 403
+
+
+def test_customer_page_shows_the_whole_timeline(client, db, alice_agent):
+    first = make_inbound(db, email="olivia@example.org", name="Olivia Bennett", body="About my tyres")
+    make_inbound(db, email="olivia@example.org", body="And my gift card", subject="Gift card")
+    sign_in(client, alice_agent)
+    page = client.get(f"/customers/{first.customer_id}").text
+    assert "About my tyres" in page and "And my gift card" in page
+    assert page.index("About my tyres") < page.index("And my gift card")
+    assert "olivia@example.org" in page
+
+
+def test_contact_form_creates_a_conversation(client, db):
+    token = csrf(client, "/contact")
+    response = client.post(
+        "/contact",
+        data={
+            "csrf_token": token,
+            "name": "Web Wendy",
+            "email": "wendy@example.org",
+            "subject": "Opening hours",
+            "message": "Are you open on Sunday?",
+        },
+    )
+    assert response.status_code == 200
+    assert "Thank you" in response.text
+    message = db.scalars(select(Message)).one()
+    assert message.body_text == "Are you open on Sunday?"
+    raw = db.get(RawSource, message.raw_source_id)
+    assert b"Sunday" in raw.content and b"csrf" not in raw.content
+
+
+def test_contact_form_explains_what_is_missing_and_keeps_the_text(client, db):
+    token = csrf(client, "/contact")
+    response = client.post("/contact", data={"csrf_token": token, "message": "Long message I wrote"})
+    assert response.status_code == 422
+    assert "Please give an email address" in response.text
+    assert "Long message I wrote" in response.text
+    assert db.scalars(select(Message)).first() is None
+
+
+def test_contact_form_silently_drops_bots(client, db):
+    token = csrf(client, "/contact")
+    client.post("/contact", data={"csrf_token": token, "email": "bot@example.org", "message": "Buy",
+                                  "website": "http://spam.example"})  # fmt: skip
+    assert db.scalars(select(Message)).first() is None
+
+
+def test_pages_speak_the_agents_language(client, db, carol_admin):
+    french = client.post("/api/v1/users", json={"email": "amelie@example.test", "name": "Amélie", "role": "agent",
+                                                 "password": "mot-de-passe", "language": "fr"},
+                         headers=carol_admin.headers)  # fmt: skip
+    assert french.status_code == 201
+    client.post("/login", data={"email": "amelie@example.test", "password": "mot-de-passe", "csrf_token": csrf(client)})
+    page = client.get("/inbox").text
+    assert 'lang="fr"' in page
+    assert "Boîte de réception" in page
+
+
+def test_contact_form_follows_the_browser_language(client):
+    assert "Kontakt os" in client.get("/contact", headers={"accept-language": "da-DK,da;q=0.9"}).text
+    assert "Contactez-nous" in client.get("/contact", headers={"accept-language": "fr"}).text
+    assert "Contact us" in client.get("/contact", headers={"accept-language": "de"}).text
