@@ -113,6 +113,19 @@ def get_customer(session: Session, customer_id: int) -> Customer:
     return customer
 
 
+def find_customer(session: Session, reference: str) -> Customer:
+    """A customer by number ("42" or "#42"), email address or phone number."""
+    reference = reference.strip()
+    if reference.lstrip("#").isdigit():
+        return get_customer(session, int(reference.lstrip("#")))
+    kind = IdentityKind.email if "@" in reference else IdentityKind.phone
+    value = normalize_identity(kind, reference)
+    customer_id = session.scalar(select(Identity.customer_id).where(Identity.kind == kind, Identity.value == value))
+    if customer_id is None:
+        raise NotFound(f"no customer with {kind.value} {value}")
+    return get_customer(session, customer_id)
+
+
 def merge_customers(session: Session, *, target: Customer, other: Customer, actor: User) -> Customer:
     """Fold ``other`` into ``target``: identities, conversations, messages and orders move."""
     if target.id == other.id:

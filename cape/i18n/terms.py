@@ -1,7 +1,7 @@
 """Words that reach templates as data (statuses, channels, roles...), listed so Babel extracts them."""
 
 
-def N_(message: str) -> str:  # noqa: N802 - the conventional gettext marker name
+def N_(message: str) -> str:
     return message
 
 

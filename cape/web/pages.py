@@ -175,13 +175,36 @@ def conversation_update(
 
 @router.get("/customers/{customer_id}")
 def customer_page(request: Request, customer_id: int, session: DbSession, user: CurrentUser):
+    return render(request, "customer.html", _customer_context(session, customer_id), user=user)
+
+
+def _customer_context(session, customer_id: int) -> dict:
     customer = customers_service.get_customer(session, customer_id)
-    context = {
+    return {
         "customer": customer,
         "conversations": customers_service.customer_conversations(session, customer=customer),
         "timeline": customers_service.customer_timeline(session, customer=customer),
     }
-    return render(request, "customer.html", context, user=user)
+
+
+@router.post("/customers/{customer_id}/merge")
+def customer_merge(
+    request: Request,
+    customer_id: int,
+    session: DbSession,
+    user: CurrentUser,
+    other: Annotated[str, Form()] = "",
+):
+    """Fold a duplicate (given by customer number, email or phone) into this customer."""
+    target = customers_service.get_customer(session, customer_id)
+    try:
+        duplicate = customers_service.find_customer(session, other)
+        customers_service.merge_customers(session, target=target, other=duplicate, actor=user)
+    except CapeError as exc:
+        session.rollback()
+        context = _customer_context(session, customer_id) | {"merge_error": exc.message, "merge_value": other}
+        return render(request, "customer.html", context, user=user, status_code=exc.status_code)
+    return RedirectResponse(f"/customers/{customer_id}", status_code=303)
 
 
 @router.get("/contact")
