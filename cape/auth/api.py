@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from cape.auth import service
 from cape.auth.deps import Admin, CurrentUser, DbSession
-from cape.auth.schemas import UserCreate, UserOut
+from cape.auth.schemas import TeamCreate, TeamOut, UserCreate, UserOut
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
 
@@ -24,3 +24,14 @@ def me(user: CurrentUser):
 @router.post("/users", response_model=UserOut, status_code=201)
 def create_user(body: UserCreate, session: DbSession, admin: Admin):
     return service.create_user(session, **body.model_dump())
+
+
+@router.get("/teams", response_model=list[TeamOut], tags=["teams"])
+def list_teams(session: DbSession, user: CurrentUser):
+    return [TeamOut(id=t.id, name=t.name, member_ids=m) for t, m in service.list_teams(session)]
+
+
+@router.post("/teams", response_model=TeamOut, status_code=201, tags=["teams"])
+def create_team(body: TeamCreate, session: DbSession, admin: Admin):
+    team = service.create_team(session, name=body.name, member_ids=body.member_ids)
+    return TeamOut(id=team.id, name=team.name, member_ids=sorted(set(body.member_ids)))

@@ -26,3 +26,14 @@ class UserCreate(BaseModel):
     role: Role = Role.agent
     password: str | None = Field(default=None, min_length=8, max_length=1000)
     language: str = "en"
+
+
+class TeamOut(BaseModel):
+    id: int
+    name: str
+    member_ids: list[int]
+
+
+class TeamCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    member_ids: list[int] = Field(default_factory=list, max_length=500)

@@ -14,7 +14,7 @@ from cape.auth.passwords import hash_password, needs_rehash, verify_password
 from cape.config import SUPPORTED_LANGUAGES
 from cape.kit.clock import utcnow
 from cape.kit.errors import Conflict, InvalidInput, NotFound
-from cape.models import ApiToken, Role, User
+from cape.models import ApiToken, Role, Team, TeamMember, User
 
 TOKEN_PREFIX = "cape_"  # noqa: S105 - a public prefix, not a secret
 _LAST_USED_RESOLUTION = timedelta(minutes=5)
@@ -116,3 +116,32 @@ def user_for_token(session: Session, plain: str) -> User | None:
     if row.ApiToken.last_used_at is None or now - row.ApiToken.last_used_at > _LAST_USED_RESOLUTION:
         row.ApiToken.last_used_at = now
     return row.User
+
+
+def list_teams(session: Session) -> list[tuple[Team, list[int]]]:
+    """Every team with its members' ids."""
+    teams = list(session.scalars(select(Team).order_by(Team.name)))
+    members: dict[int, list[int]] = {team.id: [] for team in teams}
+    for row in session.execute(select(TeamMember.team_id, TeamMember.user_id).order_by(TeamMember.user_id)):
+        members[row.team_id].append(row.user_id)
+    return [(team, members[team.id]) for team in teams]
+
+
+def create_team(session: Session, *, name: str, member_ids: list[int]) -> Team:
+    """A new team; the name must be new and members must be existing users."""
+    name = name.strip()
+    if session.scalar(select(Team.id).where(Team.name == name)) is not None:
+        raise Conflict(f"a team named {name} already exists")
+    known = set(session.scalars(select(User.id).where(User.id.in_(member_ids))))
+    if unknown := sorted(set(member_ids) - known):
+        raise InvalidInput("member_ids", f"no users {unknown}")
+    team = Team(name=name)
+    session.add(team)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"a team named {name} already exists") from exc
+    session.add_all(TeamMember(team_id=team.id, user_id=user_id) for user_id in sorted(known))
+    session.flush()
+    return team

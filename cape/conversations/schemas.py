@@ -101,6 +101,7 @@ class ReplyIn(BaseModel):
 class ConversationPatch(BaseModel):
     status: ConversationStatus | None = None
     assignee_id: int | None = None
+    team_id: int | None = None
     priority: Priority | None = None
     tags: list[str] | None = Field(default=None, max_length=50)
     snoozed_until: datetime | None = None

@@ -31,6 +31,7 @@ from cape.models import (
     Priority,
     RawSource,
     RawStatus,
+    Team,
     User,
 )
 
@@ -339,11 +340,12 @@ def update_conversation(
     actor: User,
     status: ConversationStatus | object = _UNSET,
     assignee_id: int | object | None = _UNSET,
+    team_id: int | object | None = _UNSET,
     priority: Priority | object = _UNSET,
     tags: list[str] | object = _UNSET,
     snoozed_until: datetime | object | None = _UNSET,
 ) -> Conversation:
-    """Change status, assignee, priority or tags; each change is written to the activity log."""
+    """Change status, assignee, team, priority or tags; each change is written to the activity log."""
     now = utcnow()
     if status is not _UNSET and status != conversation.status:
         assert isinstance(status, ConversationStatus)
@@ -369,6 +371,13 @@ def update_conversation(
             assignee_name=assignee.name if assignee else None,
         )  # fmt: skip
         conversation.assignee_id = assignee_id  # type: ignore[assignment]
+    if team_id is not _UNSET and team_id != conversation.team_id:
+        team = session.get(Team, team_id) if team_id is not None else None
+        if team_id is not None and team is None:
+            raise InvalidInput("team_id", f"no team {team_id}")
+        _record(session, conversation, actor, "team_changed", old_team_id=conversation.team_id, team_id=team_id,
+                team_name=team.name if team else None)  # fmt: skip
+        conversation.team_id = team_id  # type: ignore[assignment]
     if priority is not _UNSET and priority != conversation.priority:
         assert isinstance(priority, Priority)
         _record(

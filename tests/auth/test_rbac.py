@@ -122,3 +122,21 @@ def test_open_redirects_are_refused(client, alice_agent):
                                            "csrf_token": csrf_from(client), "next": "https://evil.example"},
                            follow_redirects=False)  # fmt: skip
     assert response.headers["location"] == "/inbox"
+
+
+def test_teams_admins_create_everyone_reads_and_conversations_join_them(client, db, alice_agent, carol_admin):
+    body = {"name": "Returns", "member_ids": [alice_agent.user.id]}
+    assert client.post("/api/v1/teams", json=body, headers=alice_agent.headers).status_code == 403
+    created = client.post("/api/v1/teams", json=body, headers=carol_admin.headers)
+    assert created.status_code == 201
+    assert client.post("/api/v1/teams", json=body, headers=carol_admin.headers).status_code == 409
+    bad = client.post("/api/v1/teams", json={"name": "Ghosts", "member_ids": [987654]}, headers=carol_admin.headers)
+    assert bad.status_code == 422
+    teams = client.get("/api/v1/teams", headers=alice_agent.headers).json()
+    assert teams == [{"id": created.json()["id"], "name": "Returns", "member_ids": [alice_agent.user.id]}]
+
+    result = make_inbound(db)
+    url = f"/api/v1/conversations/{result.conversation_id}"
+    patched = client.patch(url, json={"team_id": created.json()["id"]}, headers=alice_agent.headers)
+    assert patched.json()["team_id"] == created.json()["id"]
+    assert client.patch(url, json={"team_id": 424242}, headers=alice_agent.headers).status_code == 422
