@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from cape.auth.service import user_for_token
@@ -64,13 +65,16 @@ async def _current_user(request: Request, session: DbSession) -> User:
     auth = request.headers.get("authorization")
     if auth:
         scheme, _, token = auth.partition(" ")
-        user = user_for_token(session, token.strip()) if scheme.lower() == "bearer" else None
+        # Database work runs in the thread pool, never on the event loop: a query blocked there
+        # (on a pooled connection, or on SQLite's write lock) would stall the very requests that
+        # must finish to release it.
+        user = await run_in_threadpool(user_for_token, session, token.strip()) if scheme.lower() == "bearer" else None
         if user is None:
             raise NotAuthenticated("invalid or revoked API token")
         return user
     user_id = request.session.get("user_id")
     if user_id is not None:
-        user = session.get(User, user_id)
+        user = await run_in_threadpool(session.get, User, user_id)
         if user is not None and user.is_active:
             await check_csrf(request)
             return user
