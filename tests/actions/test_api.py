@@ -5,6 +5,10 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
+from sqlalchemy import delete, update
+from sqlalchemy.exc import DatabaseError
+
 from cape.models import AuditEntry, LedgerEntry
 
 
@@ -197,3 +201,11 @@ def test_hero_moment_links_the_actions_and_shows_on_the_feed(client, conversatio
 
 def test_a_deactivated_colleague_cannot_take_actions(client, conversation, dave_outsider):
     assert post_action(client, conversation, dave_outsider).status_code == 401
+
+
+def test_the_audit_log_cannot_be_changed_or_deleted(db, client, conversation, alice_agent):
+    post_action(client, conversation, alice_agent, amount=5_00)
+    for statement in (update(AuditEntry).values(reason="nothing happened"), delete(AuditEntry)):
+        with pytest.raises(DatabaseError, match="append-only"), db.begin_nested():
+            db.execute(statement)
+    assert db.query(AuditEntry).count() == 2
