@@ -219,6 +219,14 @@ def take_action(
     return action
 
 
+def refundable_amount(session: Session, *, order_id: int) -> int:
+    """What is left to refund on an order: its total less the net refunds already executed."""
+    order = session.get(Order, order_id)
+    if order is None:
+        raise InvalidInput("order_id", f"order {order_id} not found")
+    return order.total_amount - _net_amount(session, Action.order_id == order.id, Action.type == ActionType.refund)
+
+
 def _currency(code: str) -> str:
     code = (code or "").strip().upper()
     if len(code) != 3 or not is_currency(code):
