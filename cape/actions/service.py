@@ -314,6 +314,11 @@ def record_fulfilment(session: Session, *, action: Action, outcome: Outcome, act
     action.status = ActionStatus.failed
     if action.within_authority and action.executed_at is not None:
         _give_back(session, action.requested_by_id, action.executed_at.date(), action.currency, action.amount)
+    if action.reverses_id is not None:  # the reversal did not happen: its budget is spent again
+        original = session.get_one(Action, action.reverses_id)
+        if original.within_authority and original.executed_at is not None:
+            _give_back(session, original.requested_by_id, original.executed_at.date(), original.currency,
+                       -original.amount)  # fmt: skip
     _record(session, action, actor, "action_failed", error=action.fulfilment_error)
     _audit(
         session, actor=actor, event="action.failed", action=action, reason=action.fulfilment_error,
@@ -393,6 +398,10 @@ def reverse_action(session: Session, *, action: Action, actor: User, reason: str
         raise Conflict(f"only executed actions can be reversed (this one is {action.status.value})")
     if action.reverses_id is not None:
         raise Conflict("a counter-action cannot itself be reversed")
+    # Plain check for a clear message; the partial unique index is what closes the race.
+    live = select(Action.id).where(Action.reverses_id == action.id, Action.status != ActionStatus.failed)
+    if session.scalar(live) is not None:
+        raise Conflict(f"action {action.id} was already reversed")
     _lock_customer(session, action.customer_id)
     now = utcnow()
     counter_action = Action(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cape.kit.clock import utcnow
@@ -49,8 +49,15 @@ class Action(IdMixin, CreatedMixin, Base):
         Index(None, "customer_id", "created_at"),
         Index(None, "conversation_id", "created_at"),
         Index(None, "requested_by_id", "created_at"),
-        # One counter-action per action: two people reversing the same mistake at once cannot both win.
-        UniqueConstraint("reverses_id"),
+        # One live counter-action per action: two people reversing the same mistake at once cannot
+        # both win. A counter-action the store refused (failed) does not count, so it can be retried.
+        Index(
+            "uq_actions_reverses_id",
+            "reverses_id",
+            unique=True,
+            sqlite_where=text("status != 'failed'"),
+            postgresql_where=text("status != 'failed'"),
+        ),
         CheckConstraint("length(currency) = 3", name="currency_code"),
     )
 

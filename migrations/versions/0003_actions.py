@@ -156,9 +156,12 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["requested_by_id"], ["users.id"], name=op.f("fk_actions_requested_by_id_users")),
         sa.ForeignKeyConstraint(["reverses_id"], ["actions.id"], name=op.f("fk_actions_reverses_id_actions")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_actions")),
-        sa.UniqueConstraint("reverses_id", name=op.f("uq_actions_reverses_id")),
     )
     with op.batch_alter_table("actions", schema=None) as batch_op:
+        batch_op.create_index(
+            "uq_actions_reverses_id", ["reverses_id"], unique=True,
+            sqlite_where=sa.text("status != 'failed'"), postgresql_where=sa.text("status != 'failed'"),
+        )  # fmt: skip
         batch_op.create_index(batch_op.f("ix_actions_conversation_id"), ["conversation_id", "created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_actions_customer_id"), ["customer_id", "created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_actions_requested_by_id"), ["requested_by_id", "created_at"], unique=False)
@@ -287,6 +290,7 @@ def downgrade() -> None:
     op.drop_table("audit_entries")
     with op.batch_alter_table("actions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_actions_status"))
+        batch_op.drop_index("uq_actions_reverses_id")
         batch_op.drop_index(batch_op.f("ix_actions_requested_by_id"))
         batch_op.drop_index(batch_op.f("ix_actions_customer_id"))
         batch_op.drop_index(batch_op.f("ix_actions_conversation_id"))

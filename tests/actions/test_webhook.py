@@ -14,7 +14,16 @@ from cape import jobs
 from cape.actions import connectors, service
 from cape.actions.connectors.webhook import WebhookConnector, verify
 from cape.db import create_session_factory, unit_of_work
-from cape.models import Action, ActionStatus, ActionType, AuditEntry, Conversation, FulfilmentStatus, SpendCounter
+from cape.models import (
+    Action,
+    ActionStatus,
+    ActionType,
+    AuditEntry,
+    Conversation,
+    FulfilmentStatus,
+    SpendCounter,
+    User,
+)
 from tests.fixtures.databases import fresh_database
 from tests.fixtures.factories import make_inbound, make_user
 
@@ -145,3 +154,23 @@ def test_a_refused_action_fails_and_frees_the_budget(committed, store_server):
         events = [e.event for e in session.query(AuditEntry).filter_by(action_id=action_id).order_by(AuditEntry.id)]
         assert events == ["action.executed", "action.failed"]
     assert len(store.requests) == 1  # a refusal is an answer, not a failure to retry
+
+
+def test_a_reversal_the_store_refuses_can_be_tried_again(committed, store_server):
+    store, url = store_server(["done", "refused", "done"])
+    connectors.configure(connector(url))
+    action_id = _refund(committed, amount=40_00)
+
+    def reverse() -> Action:
+        with unit_of_work(committed) as session:
+            action = session.get(Action, action_id)
+            actor = session.get(User, action.requested_by_id)
+            return service.reverse_action(session, action=action, actor=actor, reason="wrong order").id
+
+    first, second = reverse(), reverse()
+    with committed() as session:
+        assert session.get(Action, first).status is ActionStatus.failed
+        assert session.get(Action, second).status is ActionStatus.executed
+        spent = session.query(SpendCounter).one().spent
+        assert spent == 0  # given back once, by the reversal that happened
+    assert [json.loads(r["body"]).get("reverses_id") for r in store.requests] == [None, action_id, action_id]
