@@ -328,6 +328,22 @@ def record_fulfilment(session: Session, *, action: Action, outcome: Outcome, act
     return action
 
 
+def stale_deliveries(session: Session, *, older_than: datetime) -> list[int]:
+    """Executed actions whose deferred delivery is still queued since before ``older_than``."""
+    return list(
+        session.scalars(
+            select(Action.id)
+            .where(Action.fulfilment_status == FulfilmentStatus.queued, Action.executed_at < older_than)
+            .order_by(Action.id)
+            .limit(500)
+        )
+    )
+
+
+def pending_count(session: Session) -> int:
+    return session.scalar(select(func.count()).where(Action.status == ActionStatus.pending_approval)) or 0
+
+
 def _give_back(session: Session, user_id: int, day: date, currency: str, amount: int) -> None:
     # A conditional UPDATE in the database, not read-modify-write, so concurrent spends are kept.
     session.execute(

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse
 
 from cape.actions import service
 from cape.auth import service as auth_service
@@ -102,6 +103,13 @@ def approvals(request: Request, session: DbSession, user: Supervisor):
 def approvals_rows(request: Request, session: DbSession, user: Supervisor):
     """The list alone, polled so a new request shows up without a reload."""
     return render(request, "_approval_rows.html", _approvals_context(session), user=user)
+
+
+@router.get("/approvals/count")
+def approvals_count(session: DbSession, user: Supervisor):
+    """The number of waiting requests, for the badge in every supervisor's navigation."""
+    count = service.pending_count(session)
+    return HTMLResponse(f'<span class="badge warn" data-pending-count>{count}</span>' if count else "")
 
 
 @router.post("/approvals/{action_id}/{decision}")

@@ -38,12 +38,14 @@ def test_supervisors_approve_from_the_approvals_page(client, db, conversation, a
     action = db.query(Action).one()
     assert action.status is ActionStatus.pending_approval
     assert client.get("/approvals", headers=alice_agent.headers).status_code == 403
+    assert "data-pending-count>1<" in client.get("/approvals/count", headers=bob_supervisor.headers).text
     page = client.get("/approvals", headers=bob_supervisor.headers)
     assert page.status_code == 200 and f'data-request-id="{action.id}"' in page.text
     rows = client.post(f"/approvals/{action.id}/approve", headers=bob_supervisor.headers)
     assert rows.status_code == 200 and "Nothing waiting for approval" in rows.text
     db.refresh(action)
     assert action.status is ActionStatus.executed
+    assert client.get("/approvals/count", headers=bob_supervisor.headers).text == ""
 
 
 def test_review_heroes_and_authority_pages(client, db, alice_agent, bob_supervisor, carol_admin):

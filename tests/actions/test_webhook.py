@@ -6,14 +6,18 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from sqlalchemy import update
 
 from cape import jobs
 from cape.actions import connectors, service
 from cape.actions.connectors.webhook import WebhookConnector, verify
+from cape.actions.tasks import redeliver_stale_actions
 from cape.db import create_session_factory, unit_of_work
+from cape.kit.clock import utcnow
 from cape.models import (
     Action,
     ActionStatus,
@@ -174,3 +178,20 @@ def test_a_reversal_the_store_refuses_can_be_tried_again(committed, store_server
         spent = session.query(SpendCounter).one().spent
         assert spent == 0  # given back once, by the reversal that happened
     assert [json.loads(r["body"]).get("reverses_id") for r in store.requests] == [None, action_id, action_id]
+
+
+def test_a_delivery_lost_with_its_worker_is_sent_again_with_the_same_key(committed, store_server):
+    store, url = store_server(["done", "done"])
+    connectors.configure(connector(url))
+    action_id = _refund(committed)
+    with unit_of_work(committed) as session:  # as if the worker died before recording the answer
+        session.execute(
+            update(Action)
+            .where(Action.id == action_id)
+            .values(fulfilment_status=FulfilmentStatus.queued, executed_at=utcnow() - timedelta(minutes=11))
+        )
+    assert redeliver_stale_actions.call_local() == 1
+    with committed() as session:
+        assert session.get(Action, action_id).fulfilment_status is FulfilmentStatus.done
+    assert [r["headers"]["Idempotency-Key"] for r in store.requests] == [str(action_id)] * 2
+    assert redeliver_stale_actions.call_local() == 0
