@@ -72,3 +72,36 @@ def test_review_heroes_and_authority_pages(client, db, alice_agent, bob_supervis
         None,
         200_00,
     )
+
+
+def test_every_action_kind_reads_well_in_the_history(client, db, conversation, alice_agent, bob_supervisor):
+    def post(amount):
+        return client.post(
+            f"/api/v1/conversations/{conversation.id}/actions",
+            json={"type": "store_credit", "amount": amount, "currency": "USD", "reason": "late_delivery"},
+            headers=alice_agent.headers,
+        ).json()
+
+    done, approve, decline = post(10_00), post(900_00), post(800_00)
+    client.post(f"/api/v1/actions/{approve['id']}/approve", headers=bob_supervisor.headers)
+    client.post(f"/api/v1/actions/{decline['id']}/decline", json={"note": "too much"}, headers=bob_supervisor.headers)
+    client.post(f"/api/v1/actions/{done['id']}/reverse", json={"reason": "typo"}, headers=alice_agent.headers)
+    client.post(
+        f"/api/v1/conversations/{conversation.id}/hero-moments",
+        json={"user_id": alice_agent.user.id, "quote": "Thank you Alice!"},
+        headers=bob_supervisor.headers,
+    )
+    page = client.get(f"/conversations/{conversation.id}", headers=alice_agent.headers)
+    assert page.status_code == 200
+    history = page.text[page.text.index('class="activity"') :]
+    for text in (
+        "Alice Agent: store_credit $10.00 (late_delivery)",
+        "Alice Agent: asked for approval of store_credit $900.00",
+        "Bob Supervisor: approved store_credit $900.00",
+        "Bob Supervisor: declined store_credit $800.00 (too much)",
+        "Alice Agent: reversed store_credit -$10.00",
+        "Hero moment for Alice Agent",
+    ):
+        assert text in history
+    customer = client.get(f"/customers/{conversation.customer_id}", headers=alice_agent.headers)
+    assert customer.status_code == 200 and "approved store_credit" in customer.text
