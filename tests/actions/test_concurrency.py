@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -9,8 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from cape.actions import connectors, service
-from cape.db import create_session_factory
-from cape.models import Action, ActionStatus, Conversation, Role
+from cape.db import create_session_factory, unit_of_work
+from cape.kit.errors import Conflict
+from cape.models import Action, ActionStatus, ActionType, AuditEntry, Conversation, LedgerEntry, Role, User
 from tests.fixtures.browser import start_server
 from tests.fixtures.databases import fresh_database
 from tests.fixtures.factories import make_inbound, make_token, make_user
@@ -85,3 +87,44 @@ def test_one_customers_30_day_cap_holds_across_agents(live):
     with session_factory() as session:
         customer_id = session.get(Conversation, conversation_id).customer_id
     assert _executed_total(session_factory, Action.customer_id == customer_id) <= cap
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
+def test_two_supervisors_deciding_at_once_cannot_both_win(kind, tmp_path):
+    with fresh_database(kind, tmp_path) as (_settings, engine):
+        connectors.configure(connectors.LedgerConnector())
+        factory = create_session_factory(engine)
+        with factory() as session:
+            agent = make_user(session, role=Role.agent)
+            supervisors = [make_user(session, role=Role.supervisor) for _ in range(THREADS // 2)]
+            conversation = session.get(Conversation, make_inbound(session).conversation_id)
+            action = service.take_action(
+                session, conversation=conversation, actor=agent, action_type=ActionType.goodwill,
+                amount=9_999_00, currency="USD", reason="other",
+            )  # fmt: skip
+            session.commit()
+            action_id, supervisor_ids = action.id, [s.id for s in supervisors]
+        barrier = threading.Barrier(len(supervisor_ids))
+
+        def decide(index_and_id):
+            index, supervisor_id = index_and_id
+            barrier.wait()
+            try:
+                with unit_of_work(factory) as session:
+                    decide_fn = service.approve_action if index % 2 else service.decline_action
+                    decide_fn(session, action=session.get(Action, action_id), actor=session.get(User, supervisor_id))
+                return "won"
+            except Conflict:
+                return "too late"
+
+        with ThreadPoolExecutor(len(supervisor_ids)) as pool:
+            results = list(pool.map(decide, enumerate(supervisor_ids)))
+        assert results.count("won") == 1
+        with factory() as session:
+            decided = session.get(Action, action_id)
+            ledger = session.query(LedgerEntry).filter_by(action_id=action_id).count()
+            assert ledger == (1 if decided.status is ActionStatus.executed else 0)
+            assert (
+                session.query(AuditEntry).filter(AuditEntry.event.in_(["action.approved", "action.declined"])).count()
+                == 1
+            )
