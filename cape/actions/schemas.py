@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cape.conversations.schemas import CustomerRef, UserRef
 from cape.models import ActionStatus, ActionType, Role
@@ -28,6 +29,13 @@ class ActionIn(BaseModel):
     items: list[ActionItem] = Field(default_factory=list, max_length=100)
     # Returns: with_receipt, sold_here; re-ship: expedited; service/goodwill: description.
     details: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("details")
+    @classmethod
+    def _small_details(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(value, default=str)) > 10_000:
+            raise ValueError("details must be under 10,000 characters as JSON")
+        return value
 
 
 class DecisionIn(BaseModel):

@@ -158,6 +158,8 @@ def test_bad_input_is_refused(client, conversation, order, alice_agent):
     wrong_money = post_action(client, conversation, alice_agent, order_id=order.id, currency="EUR")
     assert wrong_money.status_code == 422
     assert post_action(client, conversation, alice_agent, order_id=999_999).status_code == 422
+    assert post_action(client, conversation, alice_agent, details={"x": "y" * 10_001}).status_code == 422
+    assert post_action(client, conversation, alice_agent, reason="").status_code == 422
 
 
 def test_audit_log_exports_as_csv(client, conversation, alice_agent, bob_supervisor):
