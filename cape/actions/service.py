@@ -108,16 +108,23 @@ def set_authority(
     where = AuthorityPolicy.user_id == user.id if user is not None else AuthorityPolicy.role == role
     row = session.scalar(select(AuthorityPolicy).where(where))
     before = _policy_snapshot(row) if row is not None else None
+    values = {
+        "currency": currency, "per_action": dict(per_action), "per_customer_30d": per_customer_30d,
+        "daily_budget": daily_budget, "updated_at": utcnow(), "updated_by_id": actor.id,
+    }  # fmt: skip
     if row is None:
-        row = AuthorityPolicy(user_id=user.id if user else None, role=None if user else role)
-        session.add(row)
-    row.currency = currency
-    row.per_action = dict(per_action)
-    row.per_customer_30d = per_customer_30d
-    row.daily_budget = daily_budget
-    row.updated_at = utcnow()
-    row.updated_by_id = actor.id
-    session.flush()
+        row = AuthorityPolicy(user_id=user.id if user else None, role=None if user else role, **values)
+        try:
+            # Race: two admins creating the same policy at once; the unique user/role keeps one.
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+        except IntegrityError as exc:
+            raise Conflict("this policy was just created by someone else; reload and try again") from exc
+    else:
+        for key, value in values.items():
+            setattr(row, key, value)
+        session.flush()
     subject = f"user {user.id}" if user is not None else f"role {role}"
     _audit(session, actor=actor, event="authority.updated", reason=subject, before=before, after=_policy_snapshot(row))
     return row
@@ -338,6 +345,20 @@ def stale_deliveries(session: Session, *, older_than: datetime) -> list[int]:
             .limit(500)
         )
     )
+
+
+def store_credit_balance(session: Session, *, customer_id: int) -> dict[str, int]:
+    """The customer's store credit given through Cape, net of reversals, per currency."""
+    rows = session.execute(
+        select(Action.currency, func.sum(Action.amount))
+        .where(
+            Action.customer_id == customer_id,
+            Action.type == ActionType.store_credit,
+            Action.status == ActionStatus.executed,
+        )
+        .group_by(Action.currency)
+    )
+    return {currency: int(total) for currency, total in rows if total}
 
 
 def pending_count(session: Session) -> int:

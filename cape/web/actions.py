@@ -29,6 +29,7 @@ def action_card_context(session, *, customer: Customer, user: User) -> dict:
     currencies = [authority.currency] + [c for c in CURRENCIES if c != authority.currency]
     return {
         "customer_actions": service.list_actions(session, customer_id=customer.id, limit=50),
+        "store_credit": service.store_credit_balance(session, customer_id=customer.id),
         "action_types": [t.value for t in ActionType],
         "action_reasons": service.REASONS,
         "action_currencies": currencies,

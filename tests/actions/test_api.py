@@ -140,6 +140,11 @@ def test_authority_is_set_by_admins_only(client, alice_agent, bob_supervisor, ca
     assert (saved["per_customer_30d"], saved["daily_budget"]) == (100_00, 200_00)
     bad = client.put(url, json=body | {"currency": "XYZ"}, headers=carol_admin.headers)
     assert bad.status_code == 422
+    client.put(url, json=body | {"daily_budget": 300_00}, headers=carol_admin.headers)
+    audit = list(csv.DictReader(io.StringIO(client.get("/api/v1/audit.csv", headers=carol_admin.headers).text)))
+    assert [r["event"] for r in audit] == ["authority.updated", "authority.updated"]
+    assert audit[0]["before"] == "" and '"daily_budget": 30000' in audit[1]["after"]
+    assert '"daily_budget": 20000' in audit[1]["before"]
 
 
 def test_an_action_in_another_currency_than_the_policy_goes_to_a_supervisor(client, conversation, alice_agent):

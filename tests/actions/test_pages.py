@@ -41,6 +41,7 @@ def test_supervisors_approve_from_the_approvals_page(client, db, conversation, a
     assert "data-pending-count>1<" in client.get("/approvals/count", headers=bob_supervisor.headers).text
     page = client.get("/approvals", headers=bob_supervisor.headers)
     assert page.status_code == 200 and f'data-request-id="{action.id}"' in page.text
+    assert "per-action limit" in page.text
     rows = client.post(f"/approvals/{action.id}/approve", headers=bob_supervisor.headers)
     assert rows.status_code == 200 and "Nothing waiting for approval" in rows.text
     db.refresh(action)
@@ -93,6 +94,7 @@ def test_every_action_kind_reads_well_in_the_history(client, db, conversation, a
     )
     page = client.get(f"/conversations/{conversation.id}", headers=alice_agent.headers)
     assert page.status_code == 200
+    assert "Store credit: <strong>$900.00</strong>" in page.text  # 10 given, 10 reversed, 900 approved
     history = page.text[page.text.index('class="activity"') :]
     for text in (
         "Alice Agent: store_credit $10.00 (late_delivery)",
