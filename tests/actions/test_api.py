@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import delete, update
 from sqlalchemy.exc import DatabaseError
 
-from cape.models import AuditEntry, LedgerEntry
+from cape.models import AuditEntry, LedgerEntry, Role
+from tests.fixtures.factories import make_token, make_user
 
 
 def post_action(client, conversation, actor, **body):
@@ -216,3 +217,20 @@ def test_the_audit_log_cannot_be_changed_or_deleted(db, client, conversation, al
         with pytest.raises(DatabaseError, match="append-only"), db.begin_nested():
             db.execute(statement)
     assert db.query(AuditEntry).count() == 2
+
+
+def test_only_the_agent_who_took_it_or_a_supervisor_reverses(client, db, conversation, alice_agent, bob_supervisor):
+    colleague = make_user(db, role=Role.agent, name="Eve Colleague")
+    colleague_headers = {"Authorization": f"Bearer {make_token(db, colleague)}"}
+    db.commit()
+    action = post_action(client, conversation, alice_agent, amount=30_00).json()
+    url = f"/api/v1/actions/{action['id']}/reverse"
+    assert client.post(url, json={"reason": "mine now"}, headers=colleague_headers).status_code == 403
+    assert client.post(url, json={"reason": "duplicate"}, headers=bob_supervisor.headers).status_code == 201
+    counter = client.get(f"/api/v1/actions?conversation_id={conversation.id}", headers=alice_agent.headers).json()[0]
+    assert client.post(f"/api/v1/actions/{counter['id']}/reverse", json={"reason": "undo"},
+                       headers=bob_supervisor.headers).status_code == 409  # fmt: skip
+
+
+def test_admins_have_no_limits_by_default(client, conversation, carol_admin):
+    assert post_action(client, conversation, carol_admin, amount=50_000_00).json()["status"] == "executed"
