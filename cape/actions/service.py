@@ -366,7 +366,8 @@ def pending_count(session: Session) -> int:
 
 
 def _give_back(session: Session, user_id: int, day: date, currency: str, amount: int) -> None:
-    # A conditional UPDATE in the database, not read-modify-write, so concurrent spends are kept.
+    # Computed in the database (spent = spent - amount), not read-modify-write, so a concurrent
+    # spend committed in between is kept. A negative amount spends again.
     session.execute(
         update(SpendCounter)
         .where(SpendCounter.user_id == user_id, SpendCounter.day == day, SpendCounter.currency == currency)
@@ -435,6 +436,8 @@ def reverse_action(session: Session, *, action: Action, actor: User, reason: str
         raise Conflict(f"only executed actions can be reversed (this one is {action.status.value})")
     if action.reverses_id is not None:
         raise Conflict("a counter-action cannot itself be reversed")
+    if action.fulfilment_status is FulfilmentStatus.queued:
+        raise Conflict("the store has not confirmed this action yet; reverse it once it has")
     # Plain check for a clear message; the partial unique index is what closes the race.
     live = select(Action.id).where(Action.reverses_id == action.id, Action.status != ActionStatus.failed)
     if session.scalar(live) is not None:
