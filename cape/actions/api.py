@@ -98,10 +98,20 @@ def reverse(action_id: int, body: ReverseIn, session: DbSession, user: CurrentUs
 @router.get("/audit.csv")
 def audit_csv(session: DbSession, user: Supervisor):
     """The append-only audit log of actions, decisions, failures and authority changes."""
-    rows = list(service.audit_csv(session))  # read inside the request's session, then stream
+    return _csv_response(service.audit_csv(session), "cape-audit.csv")
+
+
+@router.get("/ledger.csv")
+def ledger_csv(session: DbSession, user: Supervisor):
+    """The built-in connector's ledger (refunds, credits, codes, gestures) for finance."""
+    return _csv_response(service.ledger_csv(session), "cape-ledger.csv")
+
+
+def _csv_response(chunks, filename: str) -> StreamingResponse:
+    rows = list(chunks)  # read inside the request's session, which closes before the body is sent
     return StreamingResponse(
         iter(rows), media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="cape-audit.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )  # fmt: skip
 
 

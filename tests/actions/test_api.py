@@ -234,3 +234,16 @@ def test_only_the_agent_who_took_it_or_a_supervisor_reverses(client, db, convers
 
 def test_admins_have_no_limits_by_default(client, conversation, carol_admin):
     assert post_action(client, conversation, carol_admin, amount=50_000_00).json()["status"] == "executed"
+
+
+def test_the_ledger_exports_for_finance_and_text_cannot_become_a_formula(
+    client, conversation, alice_agent, bob_supervisor
+):
+    post_action(client, conversation, alice_agent, amount=12_00, reason='=HYPERLINK("http://x")')
+    post_action(client, conversation, alice_agent, type="discount_code", amount=5_00, reason="loyalty")
+    assert client.get("/api/v1/ledger.csv", headers=alice_agent.headers).status_code == 403
+    rows = list(csv.DictReader(io.StringIO(client.get("/api/v1/ledger.csv", headers=bob_supervisor.headers).text)))
+    assert [(r["kind"], r["amount"], r["currency"]) for r in rows] == [("refund", "1200", "USD"),
+                                                                       ("discount_code", "500", "USD")]  # fmt: skip
+    assert rows[0]["memo"] == '\'=HYPERLINK("http://x")'
+    assert rows[1]["code"].startswith("CAPE-")
