@@ -17,6 +17,8 @@ from starlette.middleware.sessions import SessionMiddleware
 
 import cape
 from cape import jobs
+from cape.actions import connectors
+from cape.actions.api import router as actions_router
 from cape.auth.api import router as users_router
 from cape.config import Settings
 from cape.conversations.api import router as conversations_router
@@ -37,6 +39,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     engine = create_db_engine(settings)
     session_factory = create_session_factory(engine)
     jobs.configure(session_factory)
+    connectors.configure(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -74,6 +77,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     app.include_router(conversations_router)
     app.include_router(customers_router)
     app.include_router(users_router)
+    app.include_router(actions_router)
 
     from cape.web import install_web
 

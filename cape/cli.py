@@ -127,6 +127,9 @@ def worker(
     settings = _settings(data_dir=data_dir, database_url=database_url)
     configure_logging(settings.log_level, settings.log_format)
     jobs.configure(_session_factory(settings))
+    from cape.actions import connectors
+
+    connectors.configure(settings)
     jobs.load_tasks()
     jobs.huey.create_consumer(workers=threads, worker_type="thread").run()
 

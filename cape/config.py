@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
     inbound_max_body_chars: int = Field(default=200_000, ge=1)
     smtp_port: int | None = None
+    # How resolution actions are carried out: the built-in ledger, or the store's webhook.
+    actions_connector: Literal["ledger", "webhook"] = "ledger"
+    actions_webhook_url: str = ""
+    actions_webhook_secret: SecretStr = SecretStr("")
+    actions_webhook_timeout_s: float = Field(default=10.0, gt=0)
+    actions_webhook_attempts: int = Field(default=5, ge=1)
+    actions_webhook_backoff_s: float = Field(default=1.0, ge=0)
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -8,11 +8,14 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cape.actions.service import record_hero_moment, set_authority, take_action
 from cape.auth.service import create_user
 from cape.channels.base import InboundMessage, Sender, builtin_channel
 from cape.conversations.service import add_reply, get_conversation, ingest, update_conversation
 from cape.kit.clock import utcnow
 from cape.models import (
+    ActionType,
+    AuthorityPolicy,
     ChannelKind,
     ConversationStatus,
     Customer,
@@ -137,5 +140,29 @@ def seed_demo(session: Session) -> dict[str, User]:
         conversation = get_conversation(session, thanks.conversation_id, with_messages=False)
         add_reply(session, conversation=conversation, author=mads, body="Selv tak, Lars! God dag.")
         update_conversation(session, conversation=conversation, actor=mads, status=ConversationStatus.resolved)
+        record_hero_moment(session, conversation=conversation, user=mads, source="customer_message",
+                           quote="Tusind tak til Mads for den hurtige hjælp i går!")  # fmt: skip
     session.commit()
+    _seed_actions(session, users, created)
     return users
+
+
+def _seed_actions(session: Session, users: dict[str, User], created: dict) -> None:
+    """Agents' authority in the currency they sell in, and one request waiting for Sam."""
+    admin, amelie, mads = users["admin@example.com"], users["amelie@example.com"], users["mads@example.com"]
+    for agent, currency, scale in ((amelie, "EUR", 1), (mads, "DKK", 7)):
+        if session.scalar(select(AuthorityPolicy.id).where(AuthorityPolicy.user_id == agent.id)) is None:
+            set_authority(
+                session, actor=admin, user=agent, currency=currency,
+                per_action=dict.fromkeys((t.value for t in ActionType), 300_00 * scale),
+                per_customer_30d=600_00 * scale, daily_budget=1_500_00 * scale,
+            )  # fmt: skip
+    late = created["demo-2"]
+    if late.created:
+        conversation = get_conversation(session, late.conversation_id, with_messages=False)
+        take_action(
+            session, conversation=conversation, actor=amelie, action_type=ActionType.store_credit,
+            amount=400_00, currency="EUR", reason="late_delivery",
+            note="Deux semaines de retard, cliente fidèle depuis 2019",
+        )  # fmt: skip
+    session.commit()

@@ -58,13 +58,18 @@ def job(**task_options: Any) -> Callable:
     return decorator
 
 
+def job_session():
+    """A unit of work for tasks that must not hold a transaction open (e.g. across an HTTP call)."""
+    return unit_of_work(_session_factory())
+
+
 def enqueue_after_commit(session: Session, task: Callable, *args: Any, **kwargs: Any) -> None:
     """Queue ``task(*args, **kwargs)`` once this session's transaction commits."""
     events.on_commit(session, lambda: task(*args, **kwargs))
 
 
 # Modules that define tasks; imported by the worker and by in-process consumers.
-TASK_MODULES: list[str] = []
+TASK_MODULES: list[str] = ["cape.actions.tasks"]
 
 
 def load_tasks() -> None:

@@ -1,5 +1,16 @@
 """All ORM models. Alembic imports this package to see the whole schema."""
 
+from cape.models.actions import (
+    Action,
+    ActionStatus,
+    ActionType,
+    AuditEntry,
+    AuthorityPolicy,
+    FulfilmentStatus,
+    HeroMoment,
+    LedgerEntry,
+    SpendCounter,
+)
 from cape.models.base import Base
 from cape.models.channels import Channel, ChannelKind, RawSource, RawStatus
 from cape.models.conversations import (
@@ -17,9 +28,14 @@ from cape.models.customers import Customer, Identity, IdentityKind, Order
 from cape.models.users import ApiToken, Role, Team, TeamMember, User
 
 __all__ = [
+    "Action",
+    "ActionStatus",
+    "ActionType",
     "Activity",
     "ApiToken",
+    "AuditEntry",
     "AuthorType",
+    "AuthorityPolicy",
     "Base",
     "Channel",
     "ChannelKind",
@@ -28,8 +44,11 @@ __all__ = [
     "ConversationTag",
     "Customer",
     "DeliveryStatus",
+    "FulfilmentStatus",
+    "HeroMoment",
     "Identity",
     "IdentityKind",
+    "LedgerEntry",
     "Message",
     "MessageDirection",
     "Order",
@@ -37,6 +56,7 @@ __all__ = [
     "RawSource",
     "RawStatus",
     "Role",
+    "SpendCounter",
     "Team",
     "TeamMember",
     "User",

@@ -14,7 +14,8 @@ from cape.channels.base import InboundMessage, Sender, builtin_channel
 from cape.conversations import service
 from cape.customers import service as customers_service
 from cape.kit.errors import CapeError, InvalidInput
-from cape.models import ChannelKind, ConversationStatus, Priority
+from cape.models import ChannelKind, ConversationStatus, Priority, User
+from cape.web.actions import action_card_context
 from cape.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -102,7 +103,7 @@ def inbox_rows(
     return render(request, "_inbox_rows.html", _inbox_context(session, user, view, status, cursor), user=user)
 
 
-def _conversation_context(session, conversation_id: int):
+def _conversation_context(session, conversation_id: int, user: User):
     conversation = service.get_conversation(session, conversation_id)
     customer = customers_service.get_customer(session, conversation.customer_id)
     return {
@@ -115,12 +116,13 @@ def _conversation_context(session, conversation_id: int):
         "users": [u for u in auth_service.list_users(session) if u.is_active],
         "statuses": [s.value for s in ConversationStatus],
         "priorities": [p.value for p in Priority],
+        **action_card_context(session, customer=customer, user=user),
     }
 
 
 @router.get("/conversations/{conversation_id}")
 def conversation_page(request: Request, conversation_id: int, session: DbSession, user: CurrentUser):
-    return render(request, "conversation.html", _conversation_context(session, conversation_id), user=user)
+    return render(request, "conversation.html", _conversation_context(session, conversation_id, user), user=user)
 
 
 @router.post("/conversations/{conversation_id}/reply")
@@ -140,7 +142,7 @@ def conversation_reply(
         error = exc.reason
     session.flush()
     session.expire_all()
-    context = _conversation_context(session, conversation_id) | {"reply_error": error}
+    context = _conversation_context(session, conversation_id, user) | {"reply_error": error}
     return render(request, "_conversation_main.html", context, user=user)
 
 
@@ -169,7 +171,9 @@ def conversation_update(
     if request.headers.get("hx-request"):
         session.flush()
         session.expire_all()
-        return render(request, "_conversation_main.html", _conversation_context(session, conversation_id), user=user)
+        return render(
+            request, "_conversation_main.html", _conversation_context(session, conversation_id, user), user=user
+        )
     return RedirectResponse(f"/conversations/{conversation_id}", status_code=303)
 
 

@@ -15,6 +15,7 @@ from cape.auth.deps import csrf_token
 from cape.i18n import negotiate, translations
 from cape.kit.clock import utcnow
 from cape.kit.html import text_to_html
+from cape.kit.money import format_amount
 from cape.models import User
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -47,6 +48,7 @@ def render(
         "_": catalog.gettext,
         "ngettext": catalog.ngettext,
         "since": lambda value: _since(value, language),
+        "money": lambda amount, currency: format_amount(amount, currency, locale=language),
         # text_to_html escapes every line before joining them with <br>.
         "text_html": lambda text: Markup(text_to_html(text or "")),  # noqa: S704
     }

@@ -1,0 +1,1 @@
+"""Resolution actions within authority, approvals, audit, connectors and hero moments."""

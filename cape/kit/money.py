@@ -1,0 +1,37 @@
+"""Money: integer minor units plus an ISO 4217 currency; decimals only at the edges (forms, display)."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from babel.numbers import format_currency, get_currency_precision
+
+from cape.kit.errors import InvalidInput
+
+
+def minor_digits(currency: str) -> int:
+    """Digits after the decimal point: 2 for USD and EUR, 0 for JPY, 3 for KWD."""
+    return get_currency_precision(currency)
+
+
+def parse_amount(text: str, currency: str, *, field: str = "amount") -> int:
+    """A person's "120", "120.50" or "120,50" as minor units; more decimals than the currency has is an error."""
+    cleaned = (text or "").strip().replace(" ", "").replace("\u00a0", "")
+    if "," in cleaned and "." not in cleaned:
+        cleaned = cleaned.replace(",", ".")
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation as exc:
+        raise InvalidInput(field, "a number such as 120.50") from exc
+    if not value.is_finite() or value < 0:
+        raise InvalidInput(field, "a number of zero or more")
+    minor = value.scaleb(minor_digits(currency))
+    if minor != minor.to_integral_value():
+        raise InvalidInput(field, f"{currency} has {minor_digits(currency)} decimals")
+    return int(minor)
+
+
+def format_amount(amount: int, currency: str, *, locale: str = "en") -> str:
+    """Minor units for display in the viewer's language, e.g. 12050 USD -> "$120.50"."""
+    value = Decimal(amount).scaleb(-minor_digits(currency))
+    return format_currency(value, currency, locale=locale)

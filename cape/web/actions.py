@@ -1,0 +1,184 @@
+"""Action pages: the conversation's Actions card, supervisors' approvals and review, the hero feed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse
+
+from cape.actions import service
+from cape.auth import service as auth_service
+from cape.auth.deps import Admin, CurrentUser, DbSession, Supervisor
+from cape.conversations import service as conversations_service
+from cape.kit.clock import utcnow
+from cape.kit.errors import CapeError, InvalidInput
+from cape.kit.money import parse_amount
+from cape.models import ActionStatus, ActionType, Customer, Role, User
+from cape.web.render import render
+
+router = APIRouter(include_in_schema=False)
+
+CURRENCIES = ("USD", "EUR", "GBP", "DKK", "SEK", "NOK", "CAD", "AUD", "JPY", "CHF")
+
+
+def action_card_context(session, *, customer: Customer, user: User) -> dict:
+    """What the conversation page's Actions card needs: choices, the agent's authority, past actions."""
+    authority = service.authority_for(session, user)
+    currencies = [authority.currency] + [c for c in CURRENCIES if c != authority.currency]
+    return {
+        "customer_actions": service.list_actions(session, customer_id=customer.id, limit=50),
+        "store_credit": service.store_credit_balance(session, customer_id=customer.id),
+        "action_types": [t.value for t in ActionType],
+        "action_reasons": service.REASONS,
+        "action_currencies": currencies,
+        "authority": authority,
+    }
+
+
+def _conversation_fragment(request: Request, session, user: User, conversation_id: int, **extra):
+    from cape.web.pages import _conversation_context
+
+    session.flush()
+    session.expire_all()
+    context = _conversation_context(session, conversation_id, user) | extra
+    return render(request, "_conversation_main.html", context, user=user)
+
+
+@router.post("/conversations/{conversation_id}/actions")
+def take_action(
+    request: Request,
+    conversation_id: int,
+    session: DbSession,
+    user: CurrentUser,
+    type: Annotated[str, Form()] = "refund",
+    amount: Annotated[str, Form()] = "",
+    currency: Annotated[str, Form()] = "USD",
+    reason: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
+    order_id: Annotated[str, Form()] = "",
+):
+    conversation = conversations_service.get_conversation(session, conversation_id, with_messages=False)
+    try:
+        order = int(order_id) if order_id.strip() else None
+        if not amount.strip() and order is not None and type == "refund":
+            value = service.refundable_amount(session, order_id=order)  # "refund the order": what is left
+        else:
+            value = parse_amount(amount, currency)
+        action = service.take_action(
+            session, conversation=conversation, actor=user, action_type=ActionType(type), amount=value,
+            currency=currency, reason=reason, note=note, order_id=order,
+        )  # fmt: skip
+    except (InvalidInput, ValueError) as exc:
+        error = exc.message if isinstance(exc, CapeError) else "invalid choice"
+        return _conversation_fragment(request, session, user, conversation_id, action_error=error)
+    return _conversation_fragment(request, session, user, conversation_id, action_notice=action)
+
+
+@router.post("/actions/{action_id}/reverse")
+def reverse_action(request: Request, action_id: int, session: DbSession, user: CurrentUser):
+    action = service.get_action(session, action_id)
+    reason = request.headers.get("hx-prompt") or "reversed from the conversation page"
+    try:
+        service.reverse_action(session, action=action, actor=user, reason=reason)
+    except CapeError as exc:
+        return _conversation_fragment(request, session, user, action.conversation_id, action_error=exc.message)
+    return _conversation_fragment(request, session, user, action.conversation_id)
+
+
+def _approvals_context(session) -> dict:
+    recent = [a for a in service.list_actions(session, limit=30) if a.decided_by_id is not None]
+    return {
+        "pending": service.list_actions(session, status=ActionStatus.pending_approval, limit=200),
+        "recent": recent[:15],
+    }
+
+
+@router.get("/approvals")
+def approvals(request: Request, session: DbSession, user: Supervisor):
+    return render(request, "approvals.html", _approvals_context(session), user=user)
+
+
+@router.get("/approvals/rows")
+def approvals_rows(request: Request, session: DbSession, user: Supervisor):
+    """The list alone, polled so a new request shows up without a reload."""
+    return render(request, "_approval_rows.html", _approvals_context(session), user=user)
+
+
+@router.get("/approvals/count")
+def approvals_count(session: DbSession, user: Supervisor):
+    """The number of waiting requests, for the badge in every supervisor's navigation."""
+    count = service.pending_count(session)
+    return HTMLResponse(f'<span class="badge warn" data-pending-count>{count}</span>' if count else "")
+
+
+@router.post("/approvals/{action_id}/{decision}")
+def decide(request: Request, action_id: int, decision: str, session: DbSession, user: Supervisor):
+    action = service.get_action(session, action_id)
+    error = None
+    try:
+        if decision == "approve":
+            service.approve_action(session, action=action, actor=user)
+        elif decision == "decline":
+            service.decline_action(session, action=action, actor=user, note=request.headers.get("hx-prompt"))
+        else:
+            raise InvalidInput("decision", "approve or decline")
+    except CapeError as exc:
+        error = exc.message
+    session.flush()
+    session.expire_all()
+    return render(request, "_approval_rows.html", _approvals_context(session) | {"error": error}, user=user)
+
+
+@router.get("/review")
+def review(request: Request, session: DbSession, user: Supervisor, days: int = 30):
+    days = max(1, min(days, 366))
+    result = service.review(session, since=utcnow() - timedelta(days=days))
+    return render(request, "review.html", {"review": result, "days": days}, user=user)
+
+
+@router.get("/heroes")
+def heroes(request: Request, session: DbSession, user: CurrentUser):
+    return render(request, "heroes.html", {"feed": service.hero_feed(session, limit=100)}, user=user)
+
+
+@router.get("/admin/authority")
+def authority_page(request: Request, session: DbSession, user: Admin):
+    return render(request, "authority.html", _authority_context(session), user=user)
+
+
+def _authority_context(session, **extra) -> dict:
+    return {
+        "roles": [(role, service.role_authority(session, role)) for role in Role],
+        "users": [(u, service.authority_for(session, u)) for u in auth_service.list_users(session) if u.is_active],
+        "action_types": [t.value for t in ActionType],
+        **extra,
+    }
+
+
+@router.post("/admin/authority")
+async def save_authority(request: Request, session: DbSession, user: Admin):
+    """One form per role or user: blank means no limit; amounts typed in the policy's currency."""
+    form = await request.form()
+    currency = str(form.get("currency", "USD")).upper()
+    error = None
+
+    def amount(name: str) -> int | None:
+        text = str(form.get(name, "")).strip()
+        return parse_amount(text, currency, field=name) if text else None
+
+    try:
+        target_user = auth_service.get_user(session, int(str(form["user_id"]))) if form.get("user_id") else None
+        role = Role(str(form["role"])) if form.get("role") else None
+        service.set_authority(
+            session, actor=user, user=target_user, role=None if target_user else role, currency=currency,
+            per_action={t.value: amount(f"per_action.{t.value}") for t in ActionType},
+            per_customer_30d=amount("per_customer_30d"), daily_budget=amount("daily_budget"),
+        )  # fmt: skip
+    except (CapeError, ValueError, KeyError) as exc:
+        error = exc.message if isinstance(exc, CapeError) else "invalid form"
+    session.flush()
+    status = 422 if error else 200
+    return render(request, "authority.html", _authority_context(session, error=error, saved=not error), user=user,
+                  status_code=status)  # fmt: skip
