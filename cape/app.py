@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     settings = settings or Settings()
     engine = create_db_engine(settings)
     session_factory = create_session_factory(engine)
-    jobs.configure(session_factory)
+    jobs.configure(session_factory, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -126,7 +126,7 @@ def worker(
 
     settings = _settings(data_dir=data_dir, database_url=database_url)
     configure_logging(settings.log_level, settings.log_format)
-    jobs.configure(_session_factory(settings))
+    jobs.configure(_session_factory(settings), settings)
     jobs.load_tasks()
     jobs.huey.create_consumer(workers=threads, worker_type="thread").run()
 

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
     inbound_max_body_chars: int = Field(default=200_000, ge=1)
     smtp_port: int | None = None
+    smtp_host: str = "127.0.0.1"
+    # Email: attachments larger than this stay only in the stored raw message.
+    email_max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=0)
+    email_poll_interval_s: int = Field(default=60, ge=5)
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -20,6 +20,7 @@ from cape.kit.html import sanitize_html
 from cape.kit.pagination import decode_cursor, encode_cursor
 from cape.models import (
     Activity,
+    Attachment,
     AuthorType,
     ChannelKind,
     Conversation,
@@ -146,6 +147,19 @@ def _file_inbound(session: Session, *, inbound: InboundMessage, raw: RawSource) 
     )
     session.add(message)
     session.flush()
+    for attachment in inbound.attachments:
+        session.add(
+            Attachment(
+                message_id=message.id,
+                filename=attachment.filename[:255],
+                content_type=attachment.content_type[:255],
+                size=attachment.size,
+                sha256=attachment.sha256,
+                content_id=attachment.content_id,
+                is_inline=attachment.is_inline,
+                is_stored=attachment.is_stored,
+            )
+        )
     raw.status = RawStatus.processed
     events.emit(
         session, "message.created",
@@ -253,6 +267,17 @@ def conversation_activities(session: Session, *, conversation: Conversation) -> 
             .order_by(Activity.created_at, Activity.id)
         )
     )
+
+
+def get_raw_source(session: Session, *, message_id: int) -> RawSource:
+    """Exactly what the channel handed us for this message."""
+    message = session.get(Message, message_id)
+    if message is None:
+        raise NotFound(f"message {message_id} not found")
+    raw = session.get(RawSource, message.raw_source_id) if message.raw_source_id else None
+    if raw is None:
+        raise NotFound(f"message {message_id} has no stored raw source")
+    return raw
 
 
 # Channels that deliver agent replies register here (kind -> function queueing the send).

@@ -14,11 +14,13 @@ from cape.models.conversations import (
     Priority,
 )
 from cape.models.customers import Customer, Identity, IdentityKind, Order
+from cape.models.email import Attachment, MailboxState
 from cape.models.users import ApiToken, Role, Team, TeamMember, User
 
 __all__ = [
     "Activity",
     "ApiToken",
+    "Attachment",
     "AuthorType",
     "Base",
     "Channel",
@@ -30,6 +32,7 @@ __all__ = [
     "DeliveryStatus",
     "Identity",
     "IdentityKind",
+    "MailboxState",
     "Message",
     "MessageDirection",
     "Order",
