@@ -18,6 +18,7 @@ from starlette.middleware.sessions import SessionMiddleware
 import cape
 from cape import jobs
 from cape.auth.api import router as users_router
+from cape.channels.email.api import router as attachments_router
 from cape.config import Settings
 from cape.conversations.api import router as conversations_router
 from cape.customers.api import router as customers_router
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     engine = create_db_engine(settings)
     session_factory = create_session_factory(engine)
     jobs.configure(session_factory, settings)
+    jobs.load_tasks()  # task modules also register channels' outbound senders
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -74,6 +76,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     app.include_router(conversations_router)
     app.include_router(customers_router)
     app.include_router(users_router)
+    app.include_router(attachments_router)
 
     from cape.web import install_web
 

@@ -16,9 +16,10 @@ from cape.channels.email.parse import ParsedEmail, parse_email
 from cape.config import Settings
 from cape.conversations.service import IngestResult, ingest
 from cape.kit.crypto import decrypt_secrets, encrypt_secrets, sign
-from cape.kit.errors import Conflict, InvalidInput
+from cape.kit.errors import Conflict, InvalidInput, NotFound
 from cape.models import (
     Activity,
+    Attachment,
     Channel,
     ChannelKind,
     DeliveryStatus,
@@ -155,6 +156,23 @@ def attachment_path(data_dir: Path, sha256: str) -> Path:
     return data_dir / "attachments" / sha256[:2] / sha256
 
 
+def message_attachments(session: Session, *, message_id: int) -> list[Attachment]:
+    if session.get(Message, message_id) is None:
+        raise NotFound(f"message {message_id} not found")
+    return list(session.scalars(select(Attachment).where(Attachment.message_id == message_id).order_by(Attachment.id)))
+
+
+def attachment_file(session: Session, *, attachment_id: int, data_dir: Path) -> tuple[Attachment, Path]:
+    """An attachment and where its bytes are; NotFound when it was over the size limit."""
+    attachment = session.get(Attachment, attachment_id)
+    if attachment is None:
+        raise NotFound(f"attachment {attachment_id} not found")
+    path = attachment_path(data_dir, attachment.sha256)
+    if not attachment.is_stored or not path.exists():
+        raise NotFound("this attachment was over the size limit; download the raw message instead")
+    return attachment, path
+
+
 def _save_attachment(data_dir: Path, content: bytes) -> str:
     """Content-addressed, so saving the same file twice (a re-delivered message) is harmless."""
     digest = hashlib.sha256(content).hexdigest()
@@ -260,22 +278,26 @@ def _address_or_none(value: str | None) -> str | None:
     return value if "@" in value and not any(c.isspace() for c in value) else None
 
 
+def mark_identity_failing(session: Session, *, address: str, reason: str) -> None:
+    """Remember that mail to this address fails, so agents see it (idempotent)."""
+    reason = reason[:500]
+    identity = session.scalar(
+        select(Identity).where(Identity.kind == IdentityKind.email, Identity.value == address.lower())
+    )
+    if identity is None or identity.failing_reason == reason:
+        return
+    identity.failing_reason = reason
+    session.add(
+        Activity(customer_id=identity.customer_id, kind="identity_failing", data={"value": address, "reason": reason})
+    )
+
+
 def record_bounce(session: Session, *, channel: Channel, parsed: ParsedEmail) -> None:
     """Mark the failed addresses as failing and our bounced message as failed (idempotent)."""
     assert parsed.bounce is not None
     reason = parsed.bounce.reason
     for address in parsed.bounce.recipients:
-        identity = session.scalar(
-            select(Identity).where(Identity.kind == IdentityKind.email, Identity.value == address)
-        )
-        if identity is None or identity.failing_reason == reason:
-            continue
-        identity.failing_reason = reason
-        session.add(
-            Activity(
-                customer_id=identity.customer_id, kind="identity_failing", data={"value": address, "reason": reason}
-            )
-        )
+        mark_identity_failing(session, address=address, reason=reason)
     original_id = parsed.bounce.original_message_id
     if not original_id:
         return

@@ -1,0 +1,107 @@
+"""The SMTP listener: receives mail for configured addresses and answers 250 only once it is committed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope
+from aiosmtpd.smtp import Session as SmtpSession
+from sqlalchemy.orm import Session, sessionmaker
+
+from cape.channels.email.service import channel_for_recipient, receive_email
+from cape.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class InboundMailHandler:
+    """aiosmtpd handler: 550 for unknown recipients; 250 after commit, 451 on any failure."""
+
+    def __init__(self, session_factory: sessionmaker[Session], settings: Settings, *, threads: int = 8):
+        self.session_factory = session_factory
+        self.settings = settings
+        # The database work is synchronous: it runs on these threads, off the event loop.
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cape-smtp")
+
+    async def handle_RCPT(self, server: SMTP, session: SmtpSession, envelope: Envelope, address: str, rcpt_options):
+        loop = asyncio.get_running_loop()
+        try:
+            channel_id = await loop.run_in_executor(self.executor, self._channel_id, address)
+        except Exception:
+            log.exception("recipient lookup failed")
+            return "451 4.3.0 Temporary failure, please try again later"
+        if channel_id is None:
+            return "550 5.1.1 No such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: Envelope):
+        raw = envelope.original_content if envelope.original_content is not None else envelope.content
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self.executor, self._receive, envelope.mail_from, list(envelope.rcpt_tos), raw)
+        except Exception:
+            # Nothing acknowledged: the sending server keeps the message and retries.
+            log.exception("could not store an inbound message")
+            return "451 4.3.0 Temporary failure, please try again later"
+        return "250 2.0.0 Message accepted"
+
+    def _channel_id(self, address: str) -> int | None:
+        with self.session_factory() as session:
+            channel = channel_for_recipient(session, address)
+            return channel.id if channel is not None else None
+
+    def _receive(self, mail_from: str | None, recipients: list[str], raw: bytes) -> None:
+        with self.session_factory() as session:
+            filed: set[int] = set()
+            for recipient in recipients:
+                channel = channel_for_recipient(session, recipient)
+                if channel is None or channel.id in filed:
+                    continue
+                filed.add(channel.id)
+                # receive_email commits before returning, so 250 is said only after commit.
+                receive_email(session, settings=self.settings, channel=channel, raw=raw, envelope_from=mail_from)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+
+
+class SmtpListener:
+    """The running listener; ``stop()`` closes the port and waits for messages in flight."""
+
+    def __init__(self, controller: Controller, handler: InboundMailHandler):
+        self.controller = controller
+        self.handler = handler
+
+    @property
+    def port(self) -> int:
+        return self.controller.port
+
+    def stop(self) -> None:
+        self.controller.stop()
+        self.handler.close()
+
+
+def start_smtp_listener(
+    settings: Settings, session_factory: sessionmaker[Session], *, port: int | None = None
+) -> SmtpListener:
+    """Start listening on ``settings.smtp_host`` and ``port`` (default ``settings.smtp_port``)."""
+    handler = InboundMailHandler(session_factory, settings)
+    controller = Controller(
+        handler,
+        hostname=settings.smtp_host,
+        port=port if port is not None else settings.smtp_port,
+        decode_data=False,
+        enable_SMTPUTF8=True,
+        data_size_limit=settings.email_max_message_bytes,
+        server_hostname="cape",
+        ready_timeout=10,
+    )
+    controller.start()
+    log.info("SMTP listener started", extra={"host": settings.smtp_host, "port": controller.port})
+    return SmtpListener(controller, handler)
