@@ -63,7 +63,7 @@ def poll_mailboxes(
         try:
             yield channel_address, poll_mailbox(session_factory, settings, channel_id=channel_id)
         except (OSError, imaplib.IMAP4.error, ImapError) as exc:
-            log.warning("IMAP poll failed", extra={"channel": channel_address, "error": str(exc)})
+            log.warning("IMAP poll of %s failed: %s", channel_address, exc)
             _record_error(session_factory, channel_id, str(exc))
 
 
