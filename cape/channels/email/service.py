@@ -162,6 +162,16 @@ def message_attachments(session: Session, *, message_id: int) -> list[Attachment
     return list(session.scalars(select(Attachment).where(Attachment.message_id == message_id).order_by(Attachment.id)))
 
 
+def attachments_by_message(session: Session, message_ids: list[int]) -> dict[int, list[Attachment]]:
+    """The attachments of several messages at once (one query), by message id."""
+    found: dict[int, list[Attachment]] = {}
+    if message_ids:
+        query = select(Attachment).where(Attachment.message_id.in_(message_ids)).order_by(Attachment.id)
+        for attachment in session.scalars(query):
+            found.setdefault(attachment.message_id, []).append(attachment)
+    return found
+
+
 def attachment_file(session: Session, *, attachment_id: int, data_dir: Path) -> tuple[Attachment, Path]:
     """An attachment and where its bytes are; NotFound when it was over the size limit."""
     attachment = session.get(Attachment, attachment_id)
