@@ -9,6 +9,7 @@ the caller must still file the message (its raw source is kept byte for byte any
 from __future__ import annotations
 
 import codecs
+import functools
 import hashlib
 import html
 import re
@@ -17,6 +18,7 @@ from datetime import datetime
 from email import message_from_bytes, message_from_string, policy
 from email.header import decode_header, make_header
 from email.message import Message
+from email.policy import EmailPolicy
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 
 import nh3
@@ -26,6 +28,28 @@ _FALLBACK_CHARSETS = ("utf-8", "cp1252", "latin-1")
 _CHARSET_ALIASES = {"unknown-8bit": "cp1252", "x-unknown": "cp1252", "iso-8859-1": "cp1252", "us-ascii": "cp1252"}
 _AUTO_PRECEDENCE = {"bulk", "auto_reply", "junk", "list"}
 _MAX_ID = 900
+_LINE_BREAKS = re.compile(r"[\r\n]")
+
+
+class _ModernPolicy(EmailPolicy):
+    """The standard library's modern policy, remembering parsed header values.
+
+    The modern policy parses a header anew on every access (a message's Content-Type is read
+    half a dozen times while walking it); parsed headers are immutable, so reuse them.
+    """
+
+    def header_fetch_parse(self, name, value):
+        if hasattr(value, "name"):
+            return value
+        return _parsed_header(self, name, value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_header(policy_: _ModernPolicy, name: str, value: str):
+    return policy_.header_factory(name, _LINE_BREAKS.sub("", value))
+
+
+POLICY = _ModernPolicy()
 
 
 @dataclass
@@ -80,7 +104,7 @@ def parse_email(raw: bytes, *, max_attachment_bytes: int) -> ParsedEmail:
     """Everything Cape reads from a message; never raises, reports what went wrong instead."""
     fallback_id = content_message_id(raw)
     try:
-        message = message_from_bytes(raw, policy=policy.default)
+        message = message_from_bytes(raw, policy=POLICY)
     except Exception as exc:  # the email package rarely gives up, but it can
         return ParsedEmail(
             message_id=fallback_id, has_message_id=False, unparseable=True,
@@ -104,34 +128,36 @@ def content_message_id(raw: bytes) -> str:
 
 
 def _read_headers(message: Message, parsed: ParsedEmail, _limit: int) -> None:
-    ids = message_ids(header(message, "Message-ID"))
+    ids = message_ids(raw_header(message, "Message-ID"))
     if ids:
         parsed.message_id, parsed.has_message_id = ids[0], True
-    name, address = parseaddr(header(message, "From"))
+    # Addresses are split on the raw value, then display names decoded: an encoded name may
+    # decode to text with commas or brackets that must not split the address list.
+    name, address = parseaddr(raw_header(message, "From"))
     if "@" not in address:
-        name, address = parseaddr(header(message, "Reply-To") or header(message, "Sender"))
+        name, address = parseaddr(raw_header(message, "Reply-To") or raw_header(message, "Sender"))
     parsed.from_address = address.strip().lower() if "@" in address else None
-    parsed.from_name = name.strip() or None
+    parsed.from_name = decode_words(name).strip() or None
     parsed.to = [
         addr.lower()
-        for _, addr in getaddresses([header(message, n) for n in ("To", "Cc", "Delivered-To", "X-Original-To")])
+        for _, addr in getaddresses([raw_header(message, n) for n in ("To", "Cc", "Delivered-To", "X-Original-To")])
         if "@" in addr
     ]
     parsed.subject = header(message, "Subject") or None
-    parsed.in_reply_to = message_ids(header(message, "In-Reply-To"))
-    parsed.references = message_ids(header(message, "References"))
-    date = header(message, "Date")
+    parsed.in_reply_to = message_ids(raw_header(message, "In-Reply-To"))
+    parsed.references = message_ids(raw_header(message, "References"))
+    date = raw_header(message, "Date")
     if date:
         try:
             parsed.date = parsedate_to_datetime(date)
         except (TypeError, ValueError, IndexError):
             parsed.problems.append("date: unreadable")
-    auto = header(message, "Auto-Submitted").lower()
-    precedence = header(message, "Precedence").lower()
+    auto = raw_header(message, "Auto-Submitted").lower()
+    precedence = raw_header(message, "Precedence").lower()
     parsed.auto_submitted = (
         (bool(auto) and auto != "no")
         or precedence in _AUTO_PRECEDENCE
-        or bool(header(message, "X-Autoreply") or header(message, "X-Autorespond"))
+        or bool(raw_header(message, "X-Autoreply") or raw_header(message, "X-Autorespond"))
     )
 
 
@@ -153,7 +179,7 @@ def _read_body(message: Message, parsed: ParsedEmail, max_attachment_bytes: int)
             texts.append(decode_part_text(part))
             continue
         payload = _payload_bytes(part)
-        content_id = "".join(message_ids(header(part, "Content-ID"))).strip("<>") or None
+        content_id = "".join(message_ids(raw_header(part, "Content-ID"))).strip("<>") or None
         parsed.attachments.append(
             ParsedAttachment(
                 filename=filename or _default_filename(content_type, len(parsed.attachments) + 1),
@@ -191,7 +217,7 @@ def _read_bounce(message: Message, parsed: ParsedEmail, _limit: int) -> None:
                     reasons.append(str(block.get("Diagnostic-Code") or block.get("Status") or "failed").strip())
         elif content_type in ("message/rfc822", "text/rfc822-headers") and original_id is None:
             original = part.get_payload(0) if part.is_multipart() else message_from_string(decode_part_text(part))
-            ids = message_ids(header(original, "Message-ID"))
+            ids = message_ids(raw_header(original, "Message-ID"))
             original_id = ids[0] if ids else None
     parsed.auto_submitted = True
     parsed.bounce = Bounce(
@@ -275,6 +301,25 @@ def _default_filename(content_type: str, n: int) -> str:
         content_type, content_type.rpartition("/")[2][:10] or "bin"
     )
     return f"attachment-{n}.{extension}"
+
+
+def raw_header(message: Message, name: str) -> str:
+    """A structured header (ids, addresses, dates, flags) as sent, unfolded; '' when absent."""
+    name = name.lower()
+    value = next((v for k, v in getattr(message, "_headers", []) if k.lower() == name), None)
+    if value is None:
+        return ""
+    return _clean(re.sub(r"\r?\n[ \t]+", " ", str(value))).strip()
+
+
+def decode_words(value: str) -> str:
+    """Decode RFC 2047 encoded words (=?charset?q?...?=) in a piece of header text."""
+    if "=?" not in value:
+        return value
+    try:
+        return _clean(str(make_header(decode_header(value))))
+    except Exception:
+        return value
 
 
 def header(message: Message, name: str) -> str:

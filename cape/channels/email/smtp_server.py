@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from aiosmtpd.controller import Controller
@@ -13,8 +16,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cape.channels.email.service import channel_for_recipient, receive_email
 from cape.config import Settings
+from cape.models import Channel
 
 log = logging.getLogger(__name__)
+
+_RECIPIENT_CACHE_S = 5.0
 
 
 class InboundMailHandler:
@@ -25,14 +31,25 @@ class InboundMailHandler:
         self.settings = settings
         # The database work is synchronous: it runs on these threads, off the event loop.
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cape-smtp")
+        # SQLite has one writer at a time and its busy handler sleeps while it waits; taking
+        # turns here instead keeps the writers from sleeping through each other's commits.
+        self._write_turn = threading.Lock() if settings.is_sqlite else contextlib.nullcontext()
+        self._recipients: dict[str, tuple[float, int | None]] = {}
 
     async def handle_RCPT(self, server: SMTP, session: SmtpSession, envelope: Envelope, address: str, rcpt_options):
+        cached = self._recipients.get(address.lower())
+        if cached is not None and cached[0] > time.monotonic():
+            return self._rcpt_answer(envelope, address, cached[1])
         loop = asyncio.get_running_loop()
         try:
             channel_id = await loop.run_in_executor(self.executor, self._channel_id, address)
         except Exception:
             log.exception("recipient lookup failed")
             return "451 4.3.0 Temporary failure, please try again later"
+        return self._rcpt_answer(envelope, address, channel_id)
+
+    @staticmethod
+    def _rcpt_answer(envelope: Envelope, address: str, channel_id: int | None) -> str:
         if channel_id is None:
             return "550 5.1.1 No such mailbox here"
         envelope.rcpt_tos.append(address)
@@ -52,18 +69,22 @@ class InboundMailHandler:
         return "250 2.0.0 Message accepted"
 
     def _channel_id(self, address: str) -> int | None:
+        """Which channel takes mail for this address; remembered for a few seconds."""
+        key = address.lower()
+        cached = self._recipients.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         with self.session_factory() as session:
             channel = channel_for_recipient(session, address)
-            return channel.id if channel is not None else None
+            channel_id = channel.id if channel is not None else None
+        self._recipients[key] = (time.monotonic() + _RECIPIENT_CACHE_S, channel_id)
+        return channel_id
 
     def _receive(self, mail_from: str | None, recipients: list[str], raw: bytes) -> None:
-        with self.session_factory() as session:
-            filed: set[int] = set()
-            for recipient in recipients:
-                channel = channel_for_recipient(session, recipient)
-                if channel is None or channel.id in filed:
-                    continue
-                filed.add(channel.id)
+        channel_ids = {self._channel_id(r) for r in recipients} - {None}
+        with self._write_turn, self.session_factory() as session:
+            for channel_id in sorted(channel_ids):
+                channel = session.get_one(Channel, channel_id)
                 # receive_email commits before returning, so 250 is said only after commit.
                 receive_email(session, settings=self.settings, channel=channel, raw=raw, envelope_from=mail_from)
 
