@@ -46,6 +46,10 @@ def connect(config: ImapConfig, *, timeout: float = 60) -> imaplib.IMAP4:
     except imaplib.IMAP4.error as exc:
         client.shutdown()
         raise ImapError(f"login to {config.host} failed: {exc}") from None
+    # Servers announce more (MOVE, IDLE...) once logged in than before; imaplib keeps the first list.
+    typ, data = client.capability()
+    if typ == "OK" and data and data[0]:
+        client.capabilities = tuple(data[0].decode("ascii", "replace").upper().split())
     return client
 
 
@@ -83,7 +87,7 @@ def poll_mailbox(
         imported += _import_new(client, session_factory, settings, channel_id=channel_id, config=config)
         deadline = time.monotonic() + idle_s
         while time.monotonic() < deadline:
-            if b"IDLE" in client.capabilities:
+            if "IDLE" in client.capabilities:
                 _idle(client, timeout=min(deadline - time.monotonic(), 29 * 60))
             else:
                 time.sleep(max(0.0, min(deadline - time.monotonic(), settings.email_poll_interval_s)))
@@ -154,7 +158,7 @@ def _mark_processed(client: imaplib.IMAP4, uids: list[int], config: ImapConfig) 
     if not config.processed_folder:
         client.uid("STORE", uid_set, "+FLAGS.SILENT", r"(\Seen)")
         return
-    if b"MOVE" in client.capabilities:
+    if "MOVE" in client.capabilities:
         typ, data = client.uid("MOVE", uid_set, _quote(config.processed_folder))
     else:
         typ, data = client.uid("COPY", uid_set, _quote(config.processed_folder))

@@ -34,12 +34,12 @@ class InboundMailHandler:
         # SQLite has one writer at a time and its busy handler sleeps while it waits; taking
         # turns here instead keeps the writers from sleeping through each other's commits.
         self._write_turn = threading.Lock() if settings.is_sqlite else contextlib.nullcontext()
-        self._recipients: dict[str, tuple[float, int | None]] = {}
+        self._recipients: dict[str, tuple[float, Channel | None]] = {}
 
     async def handle_RCPT(self, server: SMTP, session: SmtpSession, envelope: Envelope, address: str, rcpt_options):
         cached = self._recipients.get(address.lower())
         if cached is not None and cached[0] > time.monotonic():
-            return self._rcpt_answer(envelope, address, cached[1])
+            return self._rcpt_answer(envelope, address, cached[1].id if cached[1] else None)
         loop = asyncio.get_running_loop()
         try:
             channel_id = await loop.run_in_executor(self.executor, self._channel_id, address)
@@ -69,24 +69,30 @@ class InboundMailHandler:
         return "250 2.0.0 Message accepted"
 
     def _channel_id(self, address: str) -> int | None:
-        """Which channel takes mail for this address; remembered for a few seconds."""
+        channel = self._channel(address)
+        return channel.id if channel is not None else None
+
+    def _channel(self, address: str) -> Channel | None:
+        """Which channel takes mail for this address; remembered (detached) for a few seconds."""
         key = address.lower()
         cached = self._recipients.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         with self.session_factory() as session:
             channel = channel_for_recipient(session, address)
-            channel_id = channel.id if channel is not None else None
-        self._recipients[key] = (time.monotonic() + _RECIPIENT_CACHE_S, channel_id)
-        return channel_id
+            if channel is not None:
+                session.expunge(channel)
+        self._recipients[key] = (time.monotonic() + _RECIPIENT_CACHE_S, channel)
+        return channel
 
     def _receive(self, mail_from: str | None, recipients: list[str], raw: bytes) -> None:
-        channel_ids = {self._channel_id(r) for r in recipients} - {None}
+        channels = {c.id: c for c in map(self._channel, recipients) if c is not None}
         with self._write_turn, self.session_factory() as session:
-            for channel_id in sorted(channel_ids):
-                channel = session.get_one(Channel, channel_id)
+            for channel_id in sorted(channels):
                 # receive_email commits before returning, so 250 is said only after commit.
-                receive_email(session, settings=self.settings, channel=channel, raw=raw, envelope_from=mail_from)
+                receive_email(
+                    session, settings=self.settings, channel=channels[channel_id], raw=raw, envelope_from=mail_from
+                )
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -14,7 +15,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from cape.app import create_app
-from cape.channels.email.imap import poll_mailboxes
+from cape.channels.email.imap import poll_mailbox, poll_mailboxes
 from cape.cli import app as cli
 from cape.db import create_session_factory
 from cape.models import Channel, MailboxState, Message
@@ -189,3 +190,33 @@ def test_killed_import_loses_and_duplicates_nothing(tmp_path, imap_server):
         assert list(imap_server.maildir.joinpath("new").iterdir()) == []
         unseen = [p for p in imap_server.maildir.joinpath("cur").iterdir() if not p.name.endswith("S")]
         assert unseen == []
+
+
+def test_idle_imports_new_mail_as_it_arrives(tmp_path, imap_server):
+    with fresh_database("sqlite", tmp_path / "db") as (settings, engine):
+        _add_mailbox(settings, imap_server)
+        factory = create_session_factory(engine)
+        with factory() as session:
+            channel_id = session.scalars(select(Channel.id).where(Channel.key == "email:support@example.test")).one()
+        imap_server.deliver(corpus.plain(1))
+        results: list[int] = []
+        watcher = threading.Thread(
+            target=lambda: results.append(poll_mailbox(factory, settings, channel_id=channel_id, idle_s=6))
+        )
+        watcher.start()
+
+        def count() -> int:
+            with factory() as session:
+                return session.scalar(select(func.count()).select_from(Message))
+
+        deadline = time.monotonic() + 5
+        while count() < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        delivered_at = time.monotonic()
+        imap_server.deliver(corpus.plain(2))
+        while count() < 2 and time.monotonic() < delivered_at + 4:
+            time.sleep(0.05)
+        arrived_after = time.monotonic() - delivered_at
+        watcher.join()
+        assert results == [2]
+        assert arrived_after < 4, "new mail was not picked up while idling"
