@@ -12,6 +12,7 @@ import imaplib
 import logging
 import re
 import select
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -87,7 +88,9 @@ def poll_mailbox(
         imported += _import_new(client, session_factory, settings, channel_id=channel_id, config=config)
         deadline = time.monotonic() + idle_s
         while time.monotonic() < deadline:
-            if "IDLE" in client.capabilities:
+            if _news_announced(client):
+                pass  # mail arrived while we were importing: import again at once
+            elif "IDLE" in client.capabilities:
                 _idle(client, timeout=min(deadline - time.monotonic(), 29 * 60))
             else:
                 time.sleep(max(0.0, min(deadline - time.monotonic(), settings.email_poll_interval_s)))
@@ -110,6 +113,7 @@ def _import_new(
     if typ != "OK":
         raise ImapError(f"cannot open folder {config.folder}")
     uidvalidity = _uidvalidity(client)
+    _news_announced(client)  # SELECT's own counts are not news
     # With a processed folder, whatever is still in the folder is unprocessed; else, what is unseen.
     criterion = "ALL" if config.processed_folder else "UNSEEN"
     typ, data = client.uid("SEARCH", None, criterion)
@@ -171,6 +175,13 @@ def _mark_processed(client: imaplib.IMAP4, uids: list[int], config: ImapConfig) 
         client.uid("STORE", uid_set, "+FLAGS.SILENT", r"(\Seen)")
 
 
+def _news_announced(client: imaplib.IMAP4) -> bool:
+    """Whether the server announced new mail (EXISTS/RECENT) since we last looked; forgets it."""
+    exists = client.untagged_responses.pop("EXISTS", None)
+    recent = client.untagged_responses.pop("RECENT", None)
+    return bool(exists or recent)
+
+
 def _idle(client: imaplib.IMAP4, *, timeout: float) -> None:
     """Wait (RFC 2177 IDLE) until the server announces new mail, or ``timeout`` passes."""
     tag = client._new_tag()
@@ -180,8 +191,7 @@ def _idle(client: imaplib.IMAP4, *, timeout: float) -> None:
         return
     deadline = time.monotonic() + timeout
     while (remaining := deadline - time.monotonic()) > 0:
-        pending = getattr(client.sock, "pending", lambda: 0)()
-        if not pending and not select.select([client.sock], [], [], remaining)[0]:
+        if not _readable(client) and not select.select([client.sock], [], [], remaining)[0]:
             break
         line = client.readline()
         if not line:
@@ -190,6 +200,21 @@ def _idle(client: imaplib.IMAP4, *, timeout: float) -> None:
             break
     client.send(b"DONE\r\n")
     _read_until_tagged(client, tag)
+
+
+def _readable(client: imaplib.IMAP4) -> bool:
+    """Whether a line can be read without waiting: data already read into imaplib's buffer
+    (or TLS's) is invisible to select(), e.g. an EXISTS that came in one packet with '+ idling'."""
+    if getattr(client.sock, "pending", lambda: 0)():
+        return True
+    timeout = client.sock.gettimeout()
+    client.sock.setblocking(False)
+    try:
+        return bool(client.file.peek(1))
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return False
+    finally:
+        client.sock.settimeout(timeout)
 
 
 def _read_until_tagged(client: imaplib.IMAP4, tag: bytes) -> None:
