@@ -118,6 +118,8 @@ def start_smtp_listener(
     settings: Settings, session_factory: sessionmaker[Session], *, port: int | None = None
 ) -> SmtpListener:
     """Start listening on ``settings.smtp_host`` and ``port`` (default ``settings.smtp_port``)."""
+    # aiosmtpd logs every SMTP command at INFO, addresses included; keep only its problems.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     handler = InboundMailHandler(session_factory, settings)
     controller = Controller(
         handler,
