@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 
 def install_web(app: FastAPI) -> None:
-    from cape.web import pages
+    from cape.web import channels, pages
 
     app.include_router(pages.router)
+    app.include_router(channels.router)
