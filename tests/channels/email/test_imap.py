@@ -220,3 +220,20 @@ def test_idle_imports_new_mail_as_it_arrives(tmp_path, imap_server):
         watcher.join()
         assert results == [2]
         assert arrived_after < 4, "new mail was not picked up while idling"
+
+
+def test_the_periodic_job_polls_every_mailbox(tmp_path, imap_server):
+    from cape import jobs
+    from cape.channels.email.tasks import poll_email_task
+
+    with fresh_database("sqlite", tmp_path / "db") as (settings, engine):
+        _add_mailbox(settings, imap_server)
+        imap_server.deliver(corpus.plain(1))
+        factory = create_session_factory(engine)
+        jobs.configure(factory, settings)
+        try:
+            poll_email_task.call_local()
+        finally:
+            jobs._runtime.clear()
+        with factory() as session:
+            assert session.scalar(select(func.count()).select_from(Message)) == 1
