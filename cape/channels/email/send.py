@@ -6,6 +6,7 @@ import html
 import smtplib
 import ssl
 from dataclasses import dataclass
+from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 
@@ -20,6 +21,7 @@ from cape.kit.html import text_to_html
 from cape.models import (
     Activity,
     Channel,
+    ChannelKind,
     Conversation,
     Customer,
     DeliveryStatus,
@@ -167,6 +169,24 @@ def _html(body: str, signature: str, quote: tuple[str, str] | None) -> str:
     if quote:
         parts.append(quote[1])
     return "<!doctype html><html><body>" + "".join(parts) + "</body></html>"
+
+
+def stalled_sends(session: Session, *, older_than: timedelta) -> list[int]:
+    """Email replies still queued long after every retry should have run (a worker died mid-send)."""
+    return list(
+        session.scalars(
+            select(Message.id)
+            .join(Channel, Channel.id == Message.channel_id)
+            .where(
+                Channel.kind == ChannelKind.email,
+                Message.direction == MessageDirection.outbound,
+                Message.delivery_status == DeliveryStatus.queued,
+                Message.created_at < utcnow() - older_than,
+            )
+            .order_by(Message.id)
+            .limit(500)
+        )
+    )
 
 
 def deliver(outgoing: Outgoing, *, timeout: float = 30) -> None:

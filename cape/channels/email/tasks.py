@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from datetime import timedelta
 
 from huey import crontab
 from sqlalchemy.orm import Session
@@ -17,6 +18,7 @@ from cape.channels.email.send import (
     deliver,
     prepare_reply,
     record_delivery,
+    stalled_sends,
 )
 from cape.conversations.service import outbound_senders
 from cape.db import unit_of_work
@@ -28,6 +30,10 @@ log = logging.getLogger(__name__)
 def retry_delay_s(attempt: int) -> int:
     """Exponential backoff: 30 s, 1 min, 2 min, 4 min, 8 min between attempts."""
     return 30 * 2 ** (attempt - 1)
+
+
+# Longer than all retries together (about 16 minutes), so a live retry chain is never doubled.
+STALLED_AFTER = timedelta(minutes=30)
 
 
 @jobs.huey.task()
@@ -63,6 +69,16 @@ def queue_email_reply(session: Session, message: Message) -> None:
     """Called by ``add_reply`` for replies in email conversations: send once committed."""
     prepare_reply(session, message=message)
     jobs.enqueue_after_commit(session, send_email_task, message.id)
+
+
+@jobs.huey.periodic_task(crontab(minute="*/10"))
+def resend_stalled_email_task() -> None:
+    """Give replies whose send job was lost (a worker killed mid-send) one last attempt."""
+    with unit_of_work(jobs.session_factory()) as session:
+        stalled = stalled_sends(session, older_than=STALLED_AFTER)
+    for message_id in stalled:
+        log.warning("resending a stalled email reply", extra={"message_id": message_id})
+        send_email_task(message_id, MAX_ATTEMPTS)
 
 
 @jobs.huey.periodic_task(crontab(minute="*"))

@@ -167,3 +167,27 @@ def test_credentials_are_encrypted_at_rest(db, settings):
     db.flush()
     assert "hunter2" not in (channel.secrets_encrypted or "")
     assert "hunter2" not in str(channel.settings)
+
+
+def test_a_reply_whose_send_job_was_lost_is_sent_later(
+    db, settings, relayed_channel, sink, client, alice_agent, job_sessions
+):
+    from datetime import timedelta
+
+    from cape.channels.email.tasks import resend_stalled_email_task
+    from cape.kit.clock import utcnow
+
+    sink.refuse_with = [451]  # the first attempt fails; its scheduled retry is "lost"
+    first = receive_email(db, settings=settings, channel=relayed_channel, raw=corpus.plain(15))
+    reply = _reply(client, alice_agent, first.conversation_id)
+    message = db.get(Message, reply["id"])
+    resend_stalled_email_task.call_local()
+    db.refresh(message)
+    assert message.delivery_status is DeliveryStatus.queued  # too recent: its retries may still run
+
+    message.created_at = utcnow() - timedelta(hours=1)
+    db.commit()
+    resend_stalled_email_task.call_local()
+    db.refresh(message)
+    assert message.delivery_status is DeliveryStatus.sent
+    assert len(sink.received) == 1
