@@ -13,6 +13,8 @@ from cape.channels.email import service
 
 router = APIRouter(prefix="/api/v1", tags=["attachments"])
 
+_INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
+
 
 class AttachmentOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -38,8 +40,15 @@ def download_attachment(attachment_id: int, request: Request, session: DbSession
     attachment, path = service.attachment_file(
         session, attachment_id=attachment_id, data_dir=request.app.state.settings.data_dir
     )
+    # Raster images may be shown inline (cid: images in messages); anything else, SVG included,
+    # is only ever a download, so it cannot run in our origin.
+    inline = attachment.content_type in _INLINE_IMAGE_TYPES
+    disposition = "inline" if inline else "attachment"
     return FileResponse(
         path,
-        media_type="application/octet-stream",
-        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(attachment.filename)}"},
+        media_type=attachment.content_type if inline else "application/octet-stream",
+        headers={
+            "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(attachment.filename)}",
+            "X-Content-Type-Options": "nosniff",
+        },
     )

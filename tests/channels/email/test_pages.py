@@ -35,3 +35,7 @@ def test_attachment_download(db, settings, email_channel, client, alice_agent):
     assert response.content == b"%PDF-1.4 invoice"
     assert "attachment" in response.headers["content-disposition"]
     assert client.get(f"/api/v1/attachments/{invoice['id']}").status_code == 401
+
+    image = next(f for f in files if f["content_type"] == "image/png")
+    shown = client.get(f"/api/v1/attachments/{image['id']}", headers=alice_agent.headers)
+    assert shown.headers["content-type"] == "image/png" and shown.headers["content-disposition"].startswith("inline")
