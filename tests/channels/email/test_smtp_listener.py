@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import smtplib
+import time
 
 import pytest
 from sqlalchemy import func, select
@@ -75,3 +76,63 @@ def test_unparseable_mail_is_still_accepted_and_kept(live):
         assert raw_row.content == raw
         message = session.scalars(select(Message).where(Message.raw_source_id == raw_row.id)).one()
         assert message.subject
+
+
+@pytest.mark.slow
+def test_killed_listener_loses_and_duplicates_nothing(tmp_path):
+    """SIGKILL `cape serve` while mail streams in; the sender retries what was not accepted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from tests.fixtures.mailservers import wait_for_port
+
+    total = 300
+    with fresh_database("sqlite", tmp_path) as (settings, engine):
+        factory = create_session_factory(engine)
+        with factory() as session:
+            create_email_channel(session, address="support@example.com", app_secret=settings.resolved_secret_key)
+            session.commit()
+        smtp_port, web_port = free_port(), free_port()
+        env = {**os.environ, "CAPE_DATABASE_URL": settings.database_url, "CAPE_DATA_DIR": str(tmp_path),
+               "CAPE_SECRET_KEY": settings.secret_key.get_secret_value(), "CAPE_LOG_LEVEL": "WARNING"}  # fmt: skip
+        command = [sys.executable, "-m", "cape.cli", "serve", "--no-jobs", "--no-migrate",
+                   "--port", str(web_port), "--smtp-port", str(smtp_port)]  # fmt: skip
+
+        def start():
+            process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_for_port(smtp_port, timeout=30)
+            return process
+
+        accepted = []
+
+        def send_all():
+            n = 0
+            while n < total:
+                try:
+                    with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
+                        while n < total:
+                            client.sendmail("ann@example.org", ["support@example.com"], corpus.plain(10_000 + n))
+                            accepted.append(n)
+                            n += 1
+                except (OSError, smtplib.SMTPException):
+                    time.sleep(0.05)  # like a real MTA: keep the message and try again
+
+        server = start()
+        sender = threading.Thread(target=send_all)
+        sender.start()
+        while len(accepted) < 100:
+            time.sleep(0.005)
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+        killed_at = len(accepted)
+        server = start()
+        sender.join(timeout=120)
+        server.terminate()
+        server.wait()
+        assert killed_at < total and len(accepted) == total
+        with factory() as session:
+            assert session.scalar(select(func.count()).select_from(Message)) == total
+            assert session.scalar(select(func.count(func.distinct(Message.external_id)))) == total
