@@ -165,7 +165,7 @@ def _read_body(message: Message, parsed: ParsedEmail, max_attachment_bytes: int)
     texts: list[str] = []
     htmls: list[str] = []
     for part in _leaf_parts(message):
-        content_type = part.get_content_type()
+        content_type = _clean(part.get_content_type())[:255]
         disposition = _disposition(part)
         filename = _filename(part)
         if content_type.startswith("multipart/"):  # a broken multipart, left as text by the parser

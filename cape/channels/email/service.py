@@ -236,7 +236,7 @@ def _inbound(
                 is_stored=stored,
             )
         )
-    sender_address = parsed.from_address
+    sender_address = _address_or_none(parsed.from_address)
     if parsed.bounce is not None and parsed.bounce.recipients:
         # A bounce is about our customer, not from the mailer daemon: file it with them.
         sender_address = parsed.bounce.recipients[0]
@@ -285,7 +285,8 @@ def _inbound(
 
 def _address_or_none(value: str | None) -> str | None:
     value = (value or "").strip().strip("<>").lower()
-    return value if "@" in value and not any(c.isspace() for c in value) else None
+    valid = "@" in value and len(value) <= 320 and not any(c.isspace() for c in value)
+    return value if valid else None
 
 
 def mark_identity_failing(session: Session, *, address: str, reason: str) -> None:

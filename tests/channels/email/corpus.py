@@ -327,6 +327,22 @@ def reply_with_quote() -> bytes:
     )
 
 
+def hostile_headers() -> bytes:
+    return _raw(
+        f"From: {'x' * 400}@example.org",
+        "To: support@example.com",
+        "Subject: Hostile",
+        "Message-ID: <hostile@example.org>",
+        b'Content-Type: multipart/mixed; boundary="h"',
+        "",
+        "--h",
+        b'Content-Type: appl\xe9cation/\xff\x00weird; name="f\xe9.bin"',
+        "",
+        "data",
+        "--h--",
+    )
+
+
 CORPUS = {
     "plain": plain,
     "alternative": alternative,
@@ -353,4 +369,5 @@ CORPUS = {
     "forwarded": forwarded_message,
     "long_message_id": long_message_id,
     "reply_with_quote": reply_with_quote,
+    "hostile_headers": hostile_headers,
 }
