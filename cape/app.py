@@ -20,6 +20,7 @@ from cape import jobs
 from cape.actions import connectors
 from cape.actions.api import router as actions_router
 from cape.auth.api import router as users_router
+from cape.channels.email.api import router as attachments_router
 from cape.config import Settings
 from cape.conversations.api import router as conversations_router
 from cape.customers.api import router as customers_router
@@ -38,8 +39,9 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     settings = settings or Settings()
     engine = create_db_engine(settings)
     session_factory = create_session_factory(engine)
-    jobs.configure(session_factory)
+    jobs.configure(session_factory, settings)
     connectors.configure(settings)
+    jobs.load_tasks()  # task modules also register channels' outbound senders
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -78,6 +80,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     app.include_router(customers_router)
     app.include_router(users_router)
     app.include_router(actions_router)
+    app.include_router(attachments_router)
 
     from cape.web import install_web
 

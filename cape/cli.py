@@ -12,13 +12,18 @@ from cape.config import Settings
 app = typer.Typer(help="Cape: customer service, one relationship per customer.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 users_app = typer.Typer(help="Users.", no_args_is_help=True)
+channels_app = typer.Typer(help="Channels (email mailboxes and addresses).", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 app.add_typer(users_app, name="users")
+app.add_typer(channels_app, name="channels")
 
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Overrides CAPE_DATA_DIR.")]
 DatabaseOpt = Annotated[str | None, typer.Option("--database-url", help="Overrides CAPE_DATABASE_URL.")]
 HostOpt = Annotated[str | None, typer.Option("--host", help="Overrides CAPE_HOST.")]
 PortOpt = Annotated[int | None, typer.Option("--port", help="Overrides CAPE_PORT.")]
+SmtpPortOpt = Annotated[
+    int | None, typer.Option("--smtp-port", help="Receive mail by SMTP on this port (overrides CAPE_SMTP_PORT).")
+]
 
 
 def _settings(**overrides) -> Settings:
@@ -54,12 +59,13 @@ def serve(
     database_url: DatabaseOpt = None,
     host: HostOpt = None,
     port: PortOpt = None,
+    smtp_port: SmtpPortOpt = None,
     workers: Annotated[int, typer.Option(help="Web server processes.")] = 1,
     jobs: Annotated[bool, typer.Option(help="Run background jobs in this process.")] = True,
     migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate")] = True,
 ) -> None:
     """Run the web server (and, by default, the background jobs) in this process."""
-    settings = _settings(data_dir=data_dir, database_url=database_url, host=host, port=port)
+    settings = _settings(data_dir=data_dir, database_url=database_url, host=host, port=port, smtp_port=smtp_port)
     if migrate_first:
         _migrate(settings)
     _run_server(settings, workers=workers, jobs=jobs)
@@ -71,13 +77,14 @@ def demo(
     database_url: DatabaseOpt = None,
     host: HostOpt = None,
     port: PortOpt = None,
+    smtp_port: SmtpPortOpt = None,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Seed only.")] = False,
 ) -> None:
     """Seed demo users, customers and conversations (again: adds only what is missing), then serve."""
     from cape.db import unit_of_work
     from cape.demo import DEMO_USERS, seed_demo
 
-    settings = _settings(data_dir=data_dir, database_url=database_url, host=host, port=port)
+    settings = _settings(data_dir=data_dir, database_url=database_url, host=host, port=port, smtp_port=smtp_port)
     _migrate(settings)
     with unit_of_work(_session_factory(settings)) as session:
         seed_demo(session)
@@ -91,12 +98,28 @@ def demo(
 
 
 def _run_server(settings: Settings, *, workers: int, jobs: bool) -> None:
-    import uvicorn
-
-    from cape.app import create_app
     from cape.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
+    listener = None
+    if settings.smtp_port:
+        # One listener beside the web server, in this (parent) process even with several workers.
+        from cape.channels.email.smtp_server import start_smtp_listener
+
+        listener = start_smtp_listener(settings, _session_factory(settings))
+        typer.echo(f"Receiving mail by SMTP on {settings.smtp_host}:{listener.port}")
+    try:
+        _serve(settings, workers=workers, jobs=jobs)
+    finally:
+        if listener is not None:
+            listener.stop()
+
+
+def _serve(settings: Settings, *, workers: int, jobs: bool) -> None:
+    import uvicorn
+
+    from cape.app import create_app
+
     if workers > 1:
         # Each worker process builds its own app from the same CAPE_* environment.
         import os
@@ -126,7 +149,7 @@ def worker(
 
     settings = _settings(data_dir=data_dir, database_url=database_url)
     configure_logging(settings.log_level, settings.log_format)
-    jobs.configure(_session_factory(settings))
+    jobs.configure(_session_factory(settings), settings)
     from cape.actions import connectors
 
     connectors.configure(settings)
@@ -188,6 +211,96 @@ def users_create(
     except CapeError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc
+
+
+@channels_app.command("add-email")
+def channels_add_email(
+    address: Annotated[str, typer.Option("--address", help="The address customers write to.")],
+    name: Annotated[str | None, typer.Option("--name", help="Shown to agents and as the sender name.")] = None,
+    imap_host: Annotated[str | None, typer.Option("--imap-host", help="Poll this IMAP server.")] = None,
+    imap_port: Annotated[int, typer.Option("--imap-port")] = 993,
+    imap_user: Annotated[str | None, typer.Option("--imap-user")] = None,
+    imap_password: Annotated[str | None, typer.Option("--imap-password")] = None,
+    imap_ssl: Annotated[bool, typer.Option("--imap-ssl/--no-imap-ssl")] = True,
+    imap_folder: Annotated[str, typer.Option("--imap-folder")] = "INBOX",
+    imap_processed_folder: Annotated[
+        str, typer.Option("--imap-processed-folder", help="Move imported mail here (default: mark it seen).")
+    ] = "",
+    smtp_host: Annotated[str | None, typer.Option("--smtp-host", help="Send replies through this relay.")] = None,
+    smtp_port: Annotated[int, typer.Option("--smtp-port")] = 587,
+    smtp_user: Annotated[str, typer.Option("--smtp-user")] = "",
+    smtp_password: Annotated[str, typer.Option("--smtp-password")] = "",
+    smtp_starttls: Annotated[bool, typer.Option("--smtp-starttls/--no-smtp-starttls")] = True,
+    smtp_ssl: Annotated[bool, typer.Option("--smtp-ssl/--no-smtp-ssl", help="Implicit TLS (port 465).")] = False,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Add an email channel: mail for the address is taken by the SMTP listener, or polled by IMAP."""
+    from cape.channels.email.service import ImapConfig, SmtpConfig, create_email_channel
+    from cape.db import unit_of_work
+    from cape.kit.errors import CapeError
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    _migrate(settings)
+    imap = None
+    if imap_host:
+        if not imap_user or imap_password is None:
+            typer.echo("error: --imap-host needs --imap-user and --imap-password", err=True)
+            raise typer.Exit(2)
+        imap = ImapConfig(host=imap_host, port=imap_port, user=imap_user, password=imap_password, ssl=imap_ssl,
+                          folder=imap_folder, processed_folder=imap_processed_folder)  # fmt: skip
+    smtp = None
+    if smtp_host:
+        smtp = SmtpConfig(host=smtp_host, port=smtp_port, user=smtp_user, password=smtp_password,
+                          starttls=smtp_starttls, ssl=smtp_ssl)  # fmt: skip
+    try:
+        with unit_of_work(_session_factory(settings)) as session:
+            channel = create_email_channel(session, address=address, name=name, imap=imap, smtp=smtp,
+                                           app_secret=settings.resolved_secret_key)  # fmt: skip
+            how = f"polling {imap_host}" if imap else "receiving through the SMTP listener"
+            typer.echo(f"created email channel {channel.address} (id {channel.id}), {how}")
+    except CapeError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@channels_app.command("list")
+def channels_list(data_dir: DataDirOpt = None, database_url: DatabaseOpt = None) -> None:
+    """List the email channels."""
+    from cape.channels.email.service import list_email_channels
+    from cape.db import unit_of_work
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    _migrate(settings)
+    with unit_of_work(_session_factory(settings)) as session:
+        for channel in list_email_channels(session):
+            imap = channel.settings.get("imap")
+            inbound = f"imap {imap['host']}:{imap['port']}" if imap else "smtp listener"
+            smtp = channel.settings.get("smtp")
+            outbound = f"smtp {smtp['host']}:{smtp['port']}" if smtp else "no relay"
+            typer.echo(f"{channel.id}\t{channel.address}\t{inbound}\t{outbound}")
+
+
+@channels_app.command("poll-email")
+def channels_poll_email(
+    address: Annotated[str | None, typer.Option("--address", help="Only this channel (default: all polled).")] = None,
+    watch: Annotated[bool, typer.Option("--watch/--once", help="Keep polling (IMAP IDLE where supported).")] = False,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Import new mail from the IMAP mailboxes now (or keep doing so with --watch)."""
+    from cape.channels.email.imap import poll_mailboxes, watch_mailboxes
+    from cape.logs import configure_logging
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    configure_logging(settings.log_level, settings.log_format)
+    _migrate(settings)
+    factory = _session_factory(settings)
+    if watch:
+        watch_mailboxes(factory, settings, address=address)
+        return
+    for address_polled, imported in poll_mailboxes(factory, settings, address=address):
+        typer.echo(f"{address_polled}: {imported} new")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,17 @@ class Settings(BaseSettings):
     actions_webhook_timeout_s: float = Field(default=10.0, gt=0)
     actions_webhook_attempts: int = Field(default=5, ge=1)
     actions_webhook_backoff_s: float = Field(default=1.0, ge=0)
+    smtp_host: str = "127.0.0.1"
+    # Email: attachments larger than this stay only in the stored raw message.
+    email_max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=0)
+    email_max_message_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    # The relay for outbound mail of channels that configure none of their own.
+    smtp_relay_host: str = ""
+    smtp_relay_port: int = 587
+    smtp_relay_user: str = ""
+    smtp_relay_password: SecretStr = SecretStr("")
+    smtp_relay_starttls: bool = True
+    email_poll_interval_s: int = Field(default=60, ge=5)
 
     @cached_property
     def resolved_database_url(self) -> str:

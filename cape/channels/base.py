@@ -24,6 +24,20 @@ class Sender:
 
 
 @dataclass
+class InboundAttachment:
+    """A file that came with a message, already saved in the data directory under its sha256."""
+
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    content_id: str | None = None
+    is_inline: bool = False
+    # False when over the size limit: only the raw source holds it.
+    is_stored: bool = True
+
+
+@dataclass
 class InboundMessage:
     """What a channel hands to ``conversations.ingest``: provider details already stripped."""
 
@@ -39,6 +53,7 @@ class InboundMessage:
     # Provider threading hints (e.g. email In-Reply-To / References), most recent first.
     thread_refs: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    attachments: list[InboundAttachment] = field(default_factory=list)
 
 
 def builtin_channel(session: Session, kind: ChannelKind) -> Channel:

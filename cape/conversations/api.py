@@ -46,6 +46,21 @@ def post_inbound(body: InboundIn, response: Response, session: DbSession, user: 
     )
 
 
+_RAW_EXTENSIONS = {"message/rfc822": "eml", "application/json": "json", "text/plain": "txt"}
+
+
+@router.get("/messages/{message_id}/raw", response_class=Response)
+def get_raw(message_id: int, session: DbSession, user: CurrentUser):
+    """The raw source of a message, byte for byte as it arrived."""
+    raw = service.get_raw_source(session, message_id=message_id)
+    extension = _RAW_EXTENSIONS.get(raw.content_type, "bin")
+    return Response(
+        content=raw.content,
+        media_type=raw.content_type,
+        headers={"Content-Disposition": f'attachment; filename="message-{message_id}.{extension}"'},
+    )
+
+
 @router.get("/conversations", response_model=ConversationPage)
 def list_conversations(
     session: DbSession,

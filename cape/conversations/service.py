@@ -20,6 +20,7 @@ from cape.kit.html import sanitize_html
 from cape.kit.pagination import decode_cursor, encode_cursor
 from cape.models import (
     Activity,
+    Attachment,
     AuthorType,
     ChannelKind,
     Conversation,
@@ -158,6 +159,18 @@ def _file_inbound(session: Session, *, inbound: InboundMessage, raw_id: int) -> 
             "created_at": now, "author_user_id": None, "delivery_status": None, "delivery_error": None,
         },
     ).scalar_one()  # fmt: skip
+    if inbound.attachments:
+        session.execute(
+            insert(Attachment.__table__),
+            [
+                {
+                    "message_id": message_id, "filename": a.filename[:255], "content_type": a.content_type[:255],
+                    "size": a.size, "sha256": a.sha256, "content_id": a.content_id, "is_inline": a.is_inline,
+                    "is_stored": a.is_stored, "created_at": now,
+                }
+                for a in inbound.attachments
+            ],
+        )  # fmt: skip
     _mark_raw(session, raw_id, RawStatus.processed)
     events.emit(
         session, "message.created",
@@ -286,6 +299,17 @@ def conversation_activities(session: Session, *, conversation: Conversation) -> 
             .order_by(Activity.created_at, Activity.id)
         )
     )
+
+
+def get_raw_source(session: Session, *, message_id: int) -> RawSource:
+    """Exactly what the channel handed us for this message."""
+    message = session.get(Message, message_id)
+    if message is None:
+        raise NotFound(f"message {message_id} not found")
+    raw = session.get(RawSource, message.raw_source_id) if message.raw_source_id else None
+    if raw is None:
+        raise NotFound(f"message {message_id} has no stored raw source")
+    return raw
 
 
 # Channels that deliver agent replies register here (kind -> function queueing the send).

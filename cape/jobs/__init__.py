@@ -33,15 +33,29 @@ huey: Huey = _make_huey(Settings())
 _runtime: dict[str, Any] = {}
 
 
-def configure(session_factory: sessionmaker[Session]) -> None:
-    """Tell tasks which database to use (called by the app and by the worker)."""
+def configure(session_factory: sessionmaker[Session], settings: Settings | None = None) -> None:
+    """Tell tasks which database (and settings) to use (called by the app and by the worker)."""
     _runtime["session_factory"] = session_factory
+    if settings is not None:
+        _runtime["settings"] = settings
 
 
 def _session_factory() -> sessionmaker[Session]:
     if "session_factory" not in _runtime:
-        configure(create_session_factory(create_db_engine(Settings())))
+        configure(create_session_factory(create_db_engine(runtime_settings())))
     return _runtime["session_factory"]
+
+
+def session_factory() -> sessionmaker[Session]:
+    """The session factory tasks use, for tasks that manage more than one unit of work."""
+    return _session_factory()
+
+
+def runtime_settings() -> Settings:
+    """The settings the app or worker was started with."""
+    if "settings" not in _runtime:
+        _runtime["settings"] = Settings()
+    return _runtime["settings"]
 
 
 def job(**task_options: Any) -> Callable:

@@ -25,6 +25,7 @@ from cape.models.conversations import (
     Priority,
 )
 from cape.models.customers import Customer, Identity, IdentityKind, Order
+from cape.models.email import Attachment, MailboxState
 from cape.models.users import ApiToken, Role, Team, TeamMember, User
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "ActionType",
     "Activity",
     "ApiToken",
+    "Attachment",
     "AuditEntry",
     "AuthorType",
     "AuthorityPolicy",
@@ -49,6 +51,7 @@ __all__ = [
     "Identity",
     "IdentityKind",
     "LedgerEntry",
+    "MailboxState",
     "Message",
     "MessageDirection",
     "Order",

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse
 from cape.auth import service as auth_service
 from cape.auth.deps import CsrfProtected, CurrentUser, DbSession
 from cape.channels.base import InboundMessage, Sender, builtin_channel
+from cape.channels.email import service as email_service
 from cape.conversations import service
 from cape.customers import service as customers_service
 from cape.kit.errors import CapeError, InvalidInput
@@ -108,6 +109,7 @@ def _conversation_context(session, conversation_id: int, user: User):
     customer = customers_service.get_customer(session, conversation.customer_id)
     return {
         "conversation": conversation,
+        "attachments": email_service.attachments_by_message(session, [m.id for m in conversation.messages]),
         "customer": customer,
         "activities": service.conversation_activities(session, conversation=conversation),
         "other_conversations": [

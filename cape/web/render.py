@@ -12,6 +12,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from cape.auth.deps import csrf_token
+from cape.channels.email.parse import split_quoted
 from cape.i18n import negotiate, translations
 from cape.kit.clock import utcnow
 from cape.kit.html import text_to_html
@@ -26,6 +27,16 @@ def _since(value: datetime | None, language: str) -> str:
     if value is None:
         return ""
     return format_timedelta(utcnow() - value, threshold=1.1, format="short", locale=language)
+
+
+def _with_inline_images(body_html: str, attachments: list) -> Markup:
+    """Sanitised email HTML with its cid: images pointing at their stored attachments."""
+    for attachment in attachments:
+        if attachment.content_id and attachment.is_stored:
+            body_html = body_html.replace(
+                f'src="cid:{attachment.content_id}"', f'src="/api/v1/attachments/{attachment.id}"'
+            )
+    return Markup(body_html)  # noqa: S704 - sanitised at ingest; only our own URLs are added
 
 
 def render(
@@ -51,6 +62,8 @@ def render(
         "money": lambda amount, currency: format_amount(amount, currency, locale=language),
         # text_to_html escapes every line before joining them with <br>.
         "text_html": lambda text: Markup(text_to_html(text or "")),  # noqa: S704
+        "split_quoted": split_quoted,
+        "with_inline_images": _with_inline_images,
     }
     page.update(context or {})
     return templates.TemplateResponse(request, template, page, status_code=status_code, headers=headers)

@@ -1,0 +1,261 @@
+"""Outbound email: agents' replies as proper, threaded mail, sent through an SMTP relay."""
+
+from __future__ import annotations
+
+import html
+import smtplib
+import ssl
+from dataclasses import dataclass
+from datetime import timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from cape.channels.email.parse import split_quoted
+from cape.channels.email.service import SmtpConfig, mark_identity_failing, reply_address, smtp_config
+from cape.config import Settings
+from cape.kit.clock import utcnow
+from cape.kit.html import text_to_html
+from cape.models import (
+    Activity,
+    Channel,
+    ChannelKind,
+    Conversation,
+    Customer,
+    DeliveryStatus,
+    Identity,
+    IdentityKind,
+    Message,
+    MessageDirection,
+)
+
+MAX_ATTEMPTS = 6
+_QUOTE_LINES = 20
+_REFERENCES = 20
+_SYNTHETIC_ID = "@message-id.invalid>"
+
+
+class PermanentFailure(Exception):
+    """Delivery that retrying cannot fix (refused recipient, no relay, no address)."""
+
+    def __init__(self, reason: str, *, refused_address: str | None = None):
+        super().__init__(reason)
+        self.refused_address = refused_address
+
+
+@dataclass
+class Outgoing:
+    message_id: int
+    email: EmailMessage
+    sender: str
+    recipient: str
+    relay: SmtpConfig
+
+
+def new_message_id(channel: Channel) -> str:
+    """A Message-ID in the channel's domain; stored as the message's external_id before sending."""
+    domain = (channel.address or "cape.invalid").rpartition("@")[2]
+    return make_msgid(idstring="cape", domain=domain)
+
+
+def prepare_reply(session: Session, *, message: Message) -> None:
+    """Give an outbound reply its Message-ID, so customer replies thread back to it."""
+    if message.external_id is None:
+        message.external_id = new_message_id(message.channel)
+
+
+def build_outgoing(session: Session, *, message_id: int, settings: Settings) -> Outgoing | None:
+    """The email for an outbound message, or None when it needs no sending (already sent)."""
+    message = session.scalar(
+        select(Message)
+        .where(Message.id == message_id)
+        .options(selectinload(Message.channel), selectinload(Message.author_user))
+    )
+    if message is None or message.delivery_status is not DeliveryStatus.queued:
+        return None
+    channel = message.channel
+    conversation = session.get_one(Conversation, message.conversation_id)
+    customer = session.get_one(Customer, conversation.customer_id)
+    thread = list(
+        session.scalars(
+            select(Message)
+            .where(Message.conversation_id == conversation.id, Message.id != message.id)
+            .where(Message.direction != MessageDirection.note)
+            .order_by(Message.created_at, Message.id)
+        )
+    )
+    last_inbound = next((m for m in reversed(thread) if m.direction is MessageDirection.inbound), None)
+    recipient = _recipient(session, customer=customer, last_inbound=last_inbound)
+    relay = smtp_config(channel, settings.resolved_secret_key) or _default_relay(settings)
+    if relay is None:
+        raise PermanentFailure("no SMTP relay is configured for this channel")
+
+    email = EmailMessage()
+    email["From"] = formataddr((channel.name if channel.name != channel.address else "", channel.address or ""))
+    email["To"] = formataddr((customer.name or "", recipient))
+    email["Reply-To"] = reply_address(channel, conversation.id, settings.resolved_secret_key)
+    email["Subject"] = _reply_subject(conversation.subject)
+    email["Date"] = format_datetime(message.created_at)
+    email["Message-ID"] = message.external_id or new_message_id(channel)
+    references = [m.external_id for m in thread if m.external_id and not m.external_id.endswith(_SYNTHETIC_ID)]
+    if last_inbound is not None and last_inbound.external_id and not last_inbound.external_id.endswith(_SYNTHETIC_ID):
+        email["In-Reply-To"] = last_inbound.external_id
+    if references:
+        email["References"] = " ".join(references[-_REFERENCES:])
+    email["X-Cape-Conversation"] = str(conversation.id)
+
+    signature = (message.author_user.signature or "").strip() if message.author_user else ""
+    quote = _quote(last_inbound, customer)
+    text = message.body_text + (f"\n\n-- \n{signature}" if signature else "") + (f"\n\n{quote[0]}" if quote else "")
+    email.set_content(text)
+    email.add_alternative(_html(message.body_text, signature, quote), subtype="html")
+    return Outgoing(message.id, email, channel.address or "", recipient, relay)
+
+
+def _recipient(session: Session, *, customer: Customer, last_inbound: Message | None) -> str:
+    if last_inbound is not None and "@" in str(last_inbound.meta.get("email_from", "")):
+        return last_inbound.meta["email_from"]
+    address = session.scalar(
+        select(Identity.value)
+        .where(Identity.customer_id == customer.id, Identity.kind == IdentityKind.email)
+        .order_by(Identity.failing_reason.is_not(None), Identity.id)
+        .limit(1)
+    )
+    if address is None:
+        raise PermanentFailure("the customer has no email address")
+    return address
+
+
+def _default_relay(settings: Settings) -> SmtpConfig | None:
+    if not settings.smtp_relay_host:
+        return None
+    return SmtpConfig(
+        host=settings.smtp_relay_host,
+        port=settings.smtp_relay_port,
+        user=settings.smtp_relay_user,
+        password=settings.smtp_relay_password.get_secret_value(),
+        starttls=settings.smtp_relay_starttls,
+    )
+
+
+def _reply_subject(subject: str | None) -> str:
+    subject = (subject or "").strip()
+    if not subject:
+        return "Re: your message"
+    return subject if subject.lower().startswith(("re:", "aw:", "sv:")) else f"Re: {subject}"
+
+
+def _quote(last_inbound: Message | None, customer: Customer) -> tuple[str, str] | None:
+    """The customer's last message, without its own quoted history, shortened: (text, html)."""
+    if last_inbound is None or not last_inbound.body_text.strip():
+        return None
+    visible, _ = split_quoted(last_inbound.body_text)
+    lines = visible.strip().splitlines()
+    if len(lines) > _QUOTE_LINES:
+        lines = [*lines[:_QUOTE_LINES], "[…]"]
+    who = customer.name or last_inbound.meta.get("email_from") or "you"
+    intro = f"On {format_datetime(last_inbound.created_at)}, {who} wrote:"
+    text = intro + "\n" + "\n".join(f"> {line}" if line else ">" for line in lines)
+    quoted_html = f"<p>{html.escape(intro)}</p><blockquote>{text_to_html(chr(10).join(lines))}</blockquote>"
+    return text, quoted_html
+
+
+def _html(body: str, signature: str, quote: tuple[str, str] | None) -> str:
+    parts = [f"<div>{text_to_html(body)}</div>"]
+    if signature:
+        parts.append(f'<div class="signature">-- <br>{text_to_html(signature)}</div>')
+    if quote:
+        parts.append(quote[1])
+    return "<!doctype html><html><body>" + "".join(parts) + "</body></html>"
+
+
+def stalled_sends(session: Session, *, older_than: timedelta) -> list[int]:
+    """Email replies still queued long after every retry should have run (a worker died mid-send)."""
+    return list(
+        session.scalars(
+            select(Message.id)
+            .join(Channel, Channel.id == Message.channel_id)
+            .where(
+                Channel.kind == ChannelKind.email,
+                Message.direction == MessageDirection.outbound,
+                Message.delivery_status == DeliveryStatus.queued,
+                Message.created_at < utcnow() - older_than,
+            )
+            .order_by(Message.id)
+            .limit(500)
+        )
+    )
+
+
+def deliver(outgoing: Outgoing, *, timeout: float = 30) -> None:
+    """Hand the email to the relay; SMTP 5xx answers raise PermanentFailure, the rest retry."""
+    relay = outgoing.relay
+    context = ssl.create_default_context()
+    try:
+        if relay.ssl:
+            client: smtplib.SMTP = smtplib.SMTP_SSL(relay.host, relay.port, timeout=timeout, context=context)
+        else:
+            client = smtplib.SMTP(relay.host, relay.port, timeout=timeout)
+        with client:
+            client.ehlo()
+            if relay.starttls and not relay.ssl and client.has_extn("starttls"):
+                client.starttls(context=context)
+                client.ehlo()
+            if relay.user:
+                client.login(relay.user, relay.password)
+            client.send_message(outgoing.email, from_addr=outgoing.sender, to_addrs=[outgoing.recipient])
+    except smtplib.SMTPRecipientsRefused as exc:
+        codes = [code for code, _ in exc.recipients.values()]
+        if all(500 <= code < 600 for code in codes):
+            reason = f"recipient refused: {_describe(exc.recipients)}"
+            raise PermanentFailure(reason, refused_address=outgoing.recipient) from exc
+        raise
+    except smtplib.SMTPResponseException as exc:
+        if 500 <= exc.smtp_code < 600 and not isinstance(exc, smtplib.SMTPAuthenticationError):
+            refused = outgoing.recipient if isinstance(exc, smtplib.SMTPDataError) else None
+            raise PermanentFailure(f"{exc.smtp_code} {_text(exc.smtp_error)}", refused_address=refused) from exc
+        raise
+
+
+def _describe(recipients: dict) -> str:
+    return "; ".join(f"{address}: {code} {_text(text)}" for address, (code, text) in recipients.items())
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def record_delivery(
+    session: Session,
+    *,
+    message_id: int,
+    error: str | None = None,
+    final: bool = False,
+    attempt: int = 1,
+    refused_address: str | None = None,
+) -> None:
+    """Write the outcome of a delivery attempt on the message (and the history, when final)."""
+    message = session.get_one(Message, message_id)
+    conversation = session.get_one(Conversation, message.conversation_id)
+    if error is None:
+        message.delivery_status = DeliveryStatus.sent
+        message.delivery_error = None
+        message.meta = {**message.meta, "sent_at": utcnow().isoformat(), "attempts": attempt}
+        return
+    if not final:
+        message.delivery_error = f"attempt {attempt} of {MAX_ATTEMPTS} failed, retrying: {error}"[:2000]
+        return
+    message.delivery_status = DeliveryStatus.failed
+    message.delivery_error = error[:2000]
+    session.add(
+        Activity(
+            customer_id=conversation.customer_id,
+            conversation_id=conversation.id,
+            kind="delivery_failed",
+            data={"message_id": message.id, "reason": error[:500]},
+        )
+    )
+    if refused_address:
+        mark_identity_failing(session, address=refused_address, reason=error)

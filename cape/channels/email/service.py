@@ -1,0 +1,332 @@
+"""Email channels: configuring mailboxes, and receiving a message from IMAP or SMTP alike."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cape.channels.base import InboundAttachment, InboundMessage, Sender
+from cape.channels.email.parse import ParsedEmail, parse_email
+from cape.config import Settings
+from cape.conversations.service import IngestResult, ingest
+from cape.kit.crypto import decrypt_secrets, encrypt_secrets, sign
+from cape.kit.errors import Conflict, InvalidInput, NotFound
+from cape.models import (
+    Activity,
+    Attachment,
+    Channel,
+    ChannelKind,
+    DeliveryStatus,
+    Identity,
+    IdentityKind,
+    Message,
+    MessageDirection,
+)
+
+UNKNOWN_SENDER = "unknown-sender@unknown.invalid"
+_ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+_TOKEN = re.compile(r"^c(\d+)-([a-z2-7]{10})$")
+
+
+@dataclass
+class ImapConfig:
+    host: str
+    user: str
+    password: str
+    port: int = 993
+    ssl: bool = True
+    folder: str = "INBOX"
+    # Where imported mail is moved; empty: it stays in the folder, marked \Seen.
+    processed_folder: str = ""
+
+
+@dataclass
+class SmtpConfig:
+    host: str
+    port: int = 587
+    user: str = ""
+    password: str = ""
+    starttls: bool = True
+    ssl: bool = False
+
+
+def channel_key(address: str) -> str:
+    return f"email:{address}"
+
+
+def normalize_address(address: str) -> str:
+    address = address.strip().lower()
+    if not _ADDRESS.match(address) or len(address) > 320:
+        raise InvalidInput("address", "not an email address")
+    return address
+
+
+def create_email_channel(
+    session: Session,
+    *,
+    address: str,
+    app_secret: str,
+    name: str | None = None,
+    imap: ImapConfig | None = None,
+    smtp: SmtpConfig | None = None,
+) -> Channel:
+    """A new email channel; credentials are encrypted with the app secret, never stored in clear."""
+    address = normalize_address(address)
+    if session.scalar(select(Channel.id).where(Channel.key == channel_key(address))) is not None:
+        raise Conflict(f"an email channel for {address} already exists")
+    settings: dict = {}
+    secrets: dict[str, str] = {}
+    if imap is not None:
+        settings["imap"] = {k: v for k, v in asdict(imap).items() if k != "password"}
+        secrets["imap_password"] = imap.password
+    if smtp is not None:
+        settings["smtp"] = {k: v for k, v in asdict(smtp).items() if k != "password"}
+        secrets["smtp_password"] = smtp.password
+    channel = Channel(
+        key=channel_key(address),
+        kind=ChannelKind.email,
+        name=name or address,
+        address=address,
+        settings=settings,
+        secrets_encrypted=encrypt_secrets(app_secret, secrets) if secrets else None,
+    )
+    session.add(channel)
+    session.flush()
+    return channel
+
+
+def list_email_channels(session: Session, *, polled_only: bool = False) -> list[Channel]:
+    channels = session.scalars(
+        select(Channel).where(Channel.kind == ChannelKind.email, Channel.is_active.is_(True)).order_by(Channel.id)
+    ).all()
+    return [c for c in channels if not polled_only or "imap" in c.settings]
+
+
+def channel_for_recipient(session: Session, recipient: str) -> Channel | None:
+    """The active email channel that receives mail for this address (plus-tags allowed)."""
+    local, _, domain = recipient.strip().strip("<>").lower().rpartition("@")
+    if not local:
+        return None
+    keys = {channel_key(f"{local.partition('+')[0]}@{domain}"), channel_key(f"{local}@{domain}")}
+    return session.scalars(
+        select(Channel).where(Channel.key.in_(keys), Channel.is_active.is_(True)).order_by(Channel.id).limit(1)
+    ).first()
+
+
+def imap_config(channel: Channel, app_secret: str) -> ImapConfig:
+    secrets = decrypt_secrets(app_secret, channel.secrets_encrypted)
+    return ImapConfig(**channel.settings["imap"], password=secrets.get("imap_password", ""))
+
+
+def smtp_config(channel: Channel, app_secret: str) -> SmtpConfig | None:
+    if "smtp" not in channel.settings:
+        return None
+    secrets = decrypt_secrets(app_secret, channel.secrets_encrypted)
+    return SmtpConfig(**channel.settings["smtp"], password=secrets.get("smtp_password", ""))
+
+
+def reply_address(channel: Channel, conversation_id: int, app_secret: str) -> str:
+    """The Reply-To of our mail: the channel address tagged with a signed conversation token."""
+    local, _, domain = (channel.address or "").partition("@")
+    token = f"c{conversation_id}"
+    return f"{local}+{token}-{sign(app_secret, 'reply', f'{channel.id}:{token}')}@{domain}"
+
+
+def conversation_from_addresses(channel: Channel, addresses: list[str], app_secret: str) -> int | None:
+    """The conversation a reply token in any of these addresses names, if its signature is ours."""
+    local, _, domain = (channel.address or "").partition("@")
+    for address in addresses:
+        addr_local, _, addr_domain = address.partition("@")
+        base, plus, tag = addr_local.partition("+")
+        if not plus or base != local or addr_domain != domain:
+            continue
+        match = _TOKEN.match(tag)
+        if match and sign(app_secret, "reply", f"{channel.id}:c{match.group(1)}") == match.group(2):
+            return int(match.group(1))
+    return None
+
+
+def attachment_path(data_dir: Path, sha256: str) -> Path:
+    return data_dir / "attachments" / sha256[:2] / sha256
+
+
+def message_attachments(session: Session, *, message_id: int) -> list[Attachment]:
+    if session.get(Message, message_id) is None:
+        raise NotFound(f"message {message_id} not found")
+    return list(session.scalars(select(Attachment).where(Attachment.message_id == message_id).order_by(Attachment.id)))
+
+
+def attachments_by_message(session: Session, message_ids: list[int]) -> dict[int, list[Attachment]]:
+    """The attachments of several messages at once (one query), by message id."""
+    found: dict[int, list[Attachment]] = {}
+    if message_ids:
+        query = select(Attachment).where(Attachment.message_id.in_(message_ids)).order_by(Attachment.id)
+        for attachment in session.scalars(query):
+            found.setdefault(attachment.message_id, []).append(attachment)
+    return found
+
+
+def attachment_file(session: Session, *, attachment_id: int, data_dir: Path) -> tuple[Attachment, Path]:
+    """An attachment and where its bytes are; NotFound when it was over the size limit."""
+    attachment = session.get(Attachment, attachment_id)
+    if attachment is None:
+        raise NotFound(f"attachment {attachment_id} not found")
+    path = attachment_path(data_dir, attachment.sha256)
+    if not attachment.is_stored or not path.exists():
+        raise NotFound("this attachment was over the size limit; download the raw message instead")
+    return attachment, path
+
+
+def _save_attachment(data_dir: Path, content: bytes) -> str:
+    """Content-addressed, so saving the same file twice (a re-delivered message) is harmless."""
+    digest = hashlib.sha256(content).hexdigest()
+    path = attachment_path(data_dir, digest)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{digest}.{os.getpid()}.partial")
+        partial.write_bytes(content)
+        partial.replace(path)
+    return digest
+
+
+def receive_email(
+    session: Session, *, settings: Settings, channel: Channel, raw: bytes, envelope_from: str | None = None
+) -> IngestResult:
+    """File one raw message (from IMAP or the SMTP listener); commits, like ``ingest``.
+
+    Never fails on bad mail: what cannot be parsed is still filed, flagged unparseable, with
+    its raw source kept byte for byte. Idempotent on the Message-ID.
+    """
+    parsed = parse_email(raw, max_attachment_bytes=settings.email_max_attachment_bytes)
+    inbound = _inbound(session, settings=settings, channel=channel, raw=raw, parsed=parsed, envelope_from=envelope_from)
+    result = ingest(session, inbound=inbound)
+    if parsed.bounce is not None:
+        record_bounce(session, channel=channel, parsed=parsed)
+        session.commit()
+    return result
+
+
+def _inbound(
+    session: Session,
+    *,
+    settings: Settings,
+    channel: Channel,
+    raw: bytes,
+    parsed: ParsedEmail,
+    envelope_from: str | None,
+) -> InboundMessage:
+    attachments = []
+    for attachment in parsed.attachments:
+        stored = attachment.content is not None
+        digest = _save_attachment(settings.data_dir, attachment.content) if stored else ""
+        attachments.append(
+            InboundAttachment(
+                filename=attachment.filename,
+                content_type=attachment.content_type,
+                size=attachment.size,
+                sha256=digest,
+                content_id=attachment.content_id,
+                is_inline=attachment.is_inline,
+                is_stored=stored,
+            )
+        )
+    sender_address = _address_or_none(parsed.from_address)
+    if parsed.bounce is not None and parsed.bounce.recipients:
+        # A bounce is about our customer, not from the mailer daemon: file it with them.
+        sender_address = parsed.bounce.recipients[0]
+    sender_address = sender_address or _address_or_none(envelope_from) or UNKNOWN_SENDER
+    thread_refs = parsed.thread_refs
+    token_conversation = conversation_from_addresses(channel, parsed.to, settings.resolved_secret_key)
+    if token_conversation is not None:
+        latest = session.scalar(
+            select(Message.external_id)
+            .where(
+                Message.conversation_id == token_conversation,
+                Message.channel_id == channel.id,
+                Message.external_id.is_not(None),
+            )
+            .order_by(Message.created_at.desc(), Message.id.desc())
+            .limit(1)
+        )
+        if latest:
+            thread_refs.append(latest)
+    body_text = parsed.body_text
+    if parsed.unparseable:
+        body_text = body_text or "This message could not be read. Its raw source is kept and can be downloaded."
+    meta = {
+        "email_from": sender_address,
+        "email_to": parsed.to[:20],
+        "unparseable": parsed.unparseable,
+        "auto_submitted": parsed.auto_submitted,
+        "parse_problems": parsed.problems[:20],
+    }
+    if parsed.bounce is not None:
+        meta["bounce"] = asdict(parsed.bounce)
+    return InboundMessage(
+        channel=channel,
+        sender=Sender(email=sender_address, name=None if parsed.bounce else parsed.from_name),
+        subject=parsed.subject or ("(unparseable message)" if parsed.unparseable else None),
+        body_text=body_text[: settings.inbound_max_body_chars],
+        body_html=parsed.body_html[: settings.inbound_max_body_chars * 5] if parsed.body_html else None,
+        external_id=parsed.message_id,
+        thread_refs=thread_refs,
+        raw=raw,
+        raw_content_type="message/rfc822",
+        meta=meta,
+        attachments=attachments,
+    )
+
+
+def _address_or_none(value: str | None) -> str | None:
+    value = (value or "").strip().strip("<>").lower()
+    valid = "@" in value and len(value) <= 320 and not any(c.isspace() for c in value)
+    return value if valid else None
+
+
+def mark_identity_failing(session: Session, *, address: str, reason: str) -> None:
+    """Remember that mail to this address fails, so agents see it (idempotent)."""
+    reason = reason[:500]
+    identity = session.scalar(
+        select(Identity).where(Identity.kind == IdentityKind.email, Identity.value == address.lower())
+    )
+    if identity is None or identity.failing_reason == reason:
+        return
+    identity.failing_reason = reason
+    session.add(
+        Activity(customer_id=identity.customer_id, kind="identity_failing", data={"value": address, "reason": reason})
+    )
+
+
+def record_bounce(session: Session, *, channel: Channel, parsed: ParsedEmail) -> None:
+    """Mark the failed addresses as failing and our bounced message as failed (idempotent)."""
+    assert parsed.bounce is not None
+    reason = parsed.bounce.reason
+    for address in parsed.bounce.recipients:
+        mark_identity_failing(session, address=address, reason=reason)
+    original_id = parsed.bounce.original_message_id
+    if not original_id:
+        return
+    original = session.scalar(
+        select(Message).where(
+            Message.channel_id == channel.id,
+            Message.external_id == original_id,
+            Message.direction == MessageDirection.outbound,
+        )
+    )
+    if original is not None and original.delivery_status is not DeliveryStatus.failed:
+        original.delivery_status = DeliveryStatus.failed
+        original.delivery_error = f"bounced: {reason}"
+        session.add(
+            Activity(
+                customer_id=original.customer_id,
+                conversation_id=original.conversation_id,
+                kind="delivery_failed",
+                data={"message_id": original.id, "reason": reason},
+            )
+        )

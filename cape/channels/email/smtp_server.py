@@ -1,0 +1,136 @@
+"""The SMTP listener: receives mail for configured addresses and answers 250 only once it is committed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope
+from aiosmtpd.smtp import Session as SmtpSession
+from sqlalchemy.orm import Session, sessionmaker
+
+from cape.channels.email.service import channel_for_recipient, receive_email
+from cape.config import Settings
+from cape.models import Channel
+
+log = logging.getLogger(__name__)
+
+_RECIPIENT_CACHE_S = 5.0
+
+
+class InboundMailHandler:
+    """aiosmtpd handler: 550 for unknown recipients; 250 after commit, 451 on any failure."""
+
+    def __init__(self, session_factory: sessionmaker[Session], settings: Settings, *, threads: int = 8):
+        self.session_factory = session_factory
+        self.settings = settings
+        # The database work is synchronous: it runs on these threads, off the event loop.
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cape-smtp")
+        # SQLite has one writer at a time and its busy handler sleeps while it waits; taking
+        # turns here instead keeps the writers from sleeping through each other's commits.
+        self._write_turn = threading.Lock() if settings.is_sqlite else contextlib.nullcontext()
+        self._recipients: dict[str, tuple[float, Channel | None]] = {}
+
+    async def handle_RCPT(self, server: SMTP, session: SmtpSession, envelope: Envelope, address: str, rcpt_options):
+        cached = self._recipients.get(address.lower())
+        if cached is not None and cached[0] > time.monotonic():
+            return self._rcpt_answer(envelope, address, cached[1].id if cached[1] else None)
+        loop = asyncio.get_running_loop()
+        try:
+            channel_id = await loop.run_in_executor(self.executor, self._channel_id, address)
+        except Exception:
+            log.exception("recipient lookup failed")
+            return "451 4.3.0 Temporary failure, please try again later"
+        return self._rcpt_answer(envelope, address, channel_id)
+
+    @staticmethod
+    def _rcpt_answer(envelope: Envelope, address: str, channel_id: int | None) -> str:
+        if channel_id is None:
+            return "550 5.1.1 No such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: Envelope):
+        raw = envelope.original_content if envelope.original_content is not None else envelope.content
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self.executor, self._receive, envelope.mail_from, list(envelope.rcpt_tos), raw)
+        except Exception:
+            # Nothing acknowledged: the sending server keeps the message and retries.
+            log.exception("could not store an inbound message")
+            return "451 4.3.0 Temporary failure, please try again later"
+        return "250 2.0.0 Message accepted"
+
+    def _channel_id(self, address: str) -> int | None:
+        channel = self._channel(address)
+        return channel.id if channel is not None else None
+
+    def _channel(self, address: str) -> Channel | None:
+        """Which channel takes mail for this address; remembered (detached) for a few seconds."""
+        key = address.lower()
+        cached = self._recipients.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        with self.session_factory() as session:
+            channel = channel_for_recipient(session, address)
+            if channel is not None:
+                session.expunge(channel)
+        self._recipients[key] = (time.monotonic() + _RECIPIENT_CACHE_S, channel)
+        return channel
+
+    def _receive(self, mail_from: str | None, recipients: list[str], raw: bytes) -> None:
+        channels = {c.id: c for c in map(self._channel, recipients) if c is not None}
+        with self._write_turn, self.session_factory() as session:
+            for channel_id in sorted(channels):
+                # receive_email commits before returning, so 250 is said only after commit.
+                receive_email(
+                    session, settings=self.settings, channel=channels[channel_id], raw=raw, envelope_from=mail_from
+                )
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+
+
+class SmtpListener:
+    """The running listener; ``stop()`` closes the port and waits for messages in flight."""
+
+    def __init__(self, controller: Controller, handler: InboundMailHandler):
+        self.controller = controller
+        self.handler = handler
+
+    @property
+    def port(self) -> int:
+        return self.controller.port
+
+    def stop(self) -> None:
+        self.controller.stop()
+        self.handler.close()
+
+
+def start_smtp_listener(
+    settings: Settings, session_factory: sessionmaker[Session], *, port: int | None = None
+) -> SmtpListener:
+    """Start listening on ``settings.smtp_host`` and ``port`` (default ``settings.smtp_port``)."""
+    # aiosmtpd logs every SMTP command at INFO, addresses included; keep only its problems.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    handler = InboundMailHandler(session_factory, settings)
+    controller = Controller(
+        handler,
+        hostname=settings.smtp_host,
+        port=port if port is not None else settings.smtp_port,
+        decode_data=False,
+        enable_SMTPUTF8=True,
+        data_size_limit=settings.email_max_message_bytes,
+        server_hostname="cape",
+        ready_timeout=10,
+    )
+    controller.start()
+    log.info("SMTP listener started", extra={"host": settings.smtp_host, "port": controller.port})
+    return SmtpListener(controller, handler)
