@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -9,6 +10,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from cape.config import Settings
+
+_WRITE_TURN_TIMEOUT_S = 30
 
 
 def create_db_engine(settings: Settings) -> Engine:
@@ -39,12 +42,52 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
+    # One writer at a time, queued in Python. Every transaction takes SQLite's write lock up
+    # front (BEGIN IMMEDIATE: a deferred transaction that reads and then writes fails with
+    # SQLITE_BUSY_SNAPSHOT when another writer committed in between, which no timeout can
+    # retry). Threads that find the lock taken would otherwise wait in SQLite's busy handler,
+    # which sleeps in steps of up to 100 ms; a mutex wakes the next writer the moment the
+    # previous one commits. Other processes on the same file still meet the busy handler.
+    write_turn = threading.Lock()
+    holders: set[int] = set()
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        # IMMEDIATE takes the write lock up front: a deferred transaction that reads and
-        # then writes can fail with SQLITE_BUSY_SNAPSHOT when another writer committed
-        # in between, and busy_timeout cannot retry that.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if not write_turn.acquire(timeout=_WRITE_TURN_TIMEOUT_S):
+            raise TimeoutError("the database stayed busy; try again")
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            write_turn.release()
+            raise
+        holders.add(id(conn.connection.dbapi_connection))
+
+    dialect = engine.dialect
+    original_commit, original_rollback = dialect.do_commit, dialect.do_rollback
+
+    def _release(connection) -> None:
+        # Called with the pool's proxy or the raw sqlite3 connection, depending on the caller.
+        key = id(getattr(connection, "dbapi_connection", connection))
+        if key in holders:
+            holders.discard(key)
+            write_turn.release()
+
+    def do_commit(dbapi_connection) -> None:
+        try:
+            original_commit(dbapi_connection)
+        finally:
+            _release(dbapi_connection)
+
+    def do_rollback(dbapi_connection) -> None:
+        try:
+            original_rollback(dbapi_connection)
+        finally:
+            _release(dbapi_connection)
+
+    # After the commit or rollback has happened, not before: the next writer must not find
+    # SQLite's lock still held and fall back into the busy handler.
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
 
 
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:

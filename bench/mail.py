@@ -1,8 +1,8 @@
 """Email throughput: the SMTP listener (messages/s accepted, each committed before 250) and IMAP import.
 
-    .venv/bin/python bench/email.py                      # SQLite in a temporary folder
-    .venv/bin/python bench/email.py --cores 0,1          # pin the listener to two cores
-    .venv/bin/python bench/email.py --database postgresql
+    .venv/bin/python bench/mail.py                      # SQLite in a temporary folder
+    .venv/bin/python bench/mail.py --cores 0,1          # pin the listener to two cores
+    .venv/bin/python bench/mail.py --database postgresql
 
 Run on demand, never in CI. Needs dovecot for the IMAP part (scripts/test-services.sh).
 """
