@@ -17,23 +17,28 @@ def _redact(_logger, _method, event_dict):
     return event_dict
 
 
-def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
+def configure_logging(level: str = "INFO", fmt: str = "console", stream=None) -> None:
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact,
     ]
-    renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    # Tracebacks are rendered plainly: a "rich" traceback prints every frame's local variables,
+    # and those include request headers (tokens, session cookies).
+    if fmt == "json":
+        renderers = [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+    else:
+        renderers = [structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)]
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderers],
             foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
         )
     )

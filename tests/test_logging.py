@@ -26,3 +26,31 @@ def test_requests_are_logged_without_credentials(client, alice_agent, caplog):
 def test_secret_looking_fields_are_redacted():
     event = _redact(None, "info", {"event": "x", "imap_password": "hunter2", "api_token": "cape_x", "user": "u"})
     assert event == {"event": "x", "imap_password": "[redacted]", "api_token": "[redacted]", "user": "u"}
+
+
+def test_tracebacks_never_print_local_variables(alice_agent):
+    import io
+
+    import pytest
+
+    from cape.logs import configure_logging
+
+    for fmt in ("console", "json"):
+        out = io.StringIO()
+        configure_logging("INFO", fmt, stream=out)
+        try:
+
+            def handler(authorization=f"Bearer {alice_agent.token}"):
+                raise RuntimeError("boom")
+
+            with pytest.raises(RuntimeError):
+                try:
+                    handler()
+                except RuntimeError:
+                    logging.getLogger("cape.http").exception("unhandled error")
+                    raise
+        finally:
+            logging.getLogger().handlers.clear()
+        text = out.getvalue()
+        assert "RuntimeError: boom" in text or "RuntimeError" in text
+        assert alice_agent.token not in text, fmt
