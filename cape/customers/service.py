@@ -13,11 +13,14 @@ from cape.channels.base import Sender
 from cape.kit.clock import utcnow
 from cape.kit.errors import Conflict, InvalidInput, NotFound
 from cape.models import (
+    Action,
     Activity,
     Conversation,
     Customer,
+    HeroMoment,
     Identity,
     IdentityKind,
+    LedgerEntry,
     Message,
     Order,
     User,
@@ -55,6 +58,7 @@ def sender_identities(sender: Sender) -> list[tuple[IdentityKind, str]]:
     return [(kind, normalize_identity(kind, value)) for kind, value in pairs if value]
 
 
+_MAX_MERGE_HOPS = 50
 _identity_t = Identity.__table__
 _customer_t = Customer.__table__
 _IDENTITIES_BY_VALUE = select(_identity_t.c.kind, _identity_t.c.value, _identity_t.c.customer_id).where(
@@ -86,7 +90,11 @@ def resolve_customer_id(session: Session, *, sender: Sender) -> int:
         customer_id = session.execute(_INSERT_CUSTOMER, {"name": name, "created_at": utcnow()}).scalar_one()
     else:
         row = session.execute(_CUSTOMER_LINK, {"customer_id": customer_id}).one()
+        hops = 0
         while row.merged_into_id is not None:  # an identity left behind by a merge
+            hops += 1
+            if hops > _MAX_MERGE_HOPS:  # merges lock their rows, so this means corrupted data
+                raise Conflict(f"customer {customer_id} has a merge chain longer than {_MAX_MERGE_HOPS}")
             customer_id = row.merged_into_id
             row = session.execute(_CUSTOMER_LINK, {"customer_id": customer_id}).one()
         if name and not row.name:
@@ -127,15 +135,30 @@ def find_customer(session: Session, reference: str) -> Customer:
 
 
 def merge_customers(session: Session, *, target: Customer, other: Customer, actor: User) -> Customer:
-    """Fold ``other`` into ``target``: identities, conversations, messages and orders move."""
+    """Fold ``other`` into ``target``: identities, conversations, messages, orders and actions move.
+
+    The audit log keeps the customer each entry was written for; it is append-only.
+    """
     if target.id == other.id:
         raise InvalidInput("other_id", "cannot merge a customer into itself")
-    if target.merged_into_id is not None:
-        raise Conflict(f"customer {target.id} was merged into {target.merged_into_id}")
-    if other.merged_into_id is not None:
-        raise Conflict(f"customer {other.id} was already merged into {other.merged_into_id}")
+    # Two merges of the same pair in opposite directions at once would both pass a check on
+    # stale rows and leave a cycle (A into B, B into A); lock both rows, in id order so two
+    # merges cannot deadlock, and check the locked rows.
+    locked = {
+        row.id: row.merged_into_id
+        for row in session.execute(
+            select(Customer.id, Customer.merged_into_id)
+            .where(Customer.id.in_([target.id, other.id]))
+            .order_by(Customer.id)
+            .with_for_update()
+        )
+    }
+    if locked.get(target.id) is not None:
+        raise Conflict(f"customer {target.id} was merged into {locked[target.id]}")
+    if locked.get(other.id) is not None:
+        raise Conflict(f"customer {other.id} was already merged into {locked[other.id]}")
     moved = {}
-    for model in (Identity, Conversation, Message, Order, Activity):
+    for model in (Identity, Conversation, Message, Order, Activity, Action, LedgerEntry, HeroMoment):
         result = session.execute(update(model).where(model.customer_id == other.id).values(customer_id=target.id))
         moved[model.__tablename__] = result.rowcount
     other.merged_into_id = target.id

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from cape.db import create_session_factory
-from cape.models import Customer, Identity, Message, RawSource
+from cape.models import Customer, Identity, Message, RawSource, User
 from tests.fixtures.databases import fresh_database
 from tests.fixtures.factories import make_inbound
 
@@ -39,3 +39,47 @@ def test_parallel_first_messages_from_one_person_make_one_customer(committed):
     for n, result in enumerate(results):
         by_external.setdefault(n % 10, set()).add(result.message_id)
     assert all(len(ids) == 1 for ids in by_external.values())
+
+
+def test_opposite_merges_at_once_never_make_a_cycle(committed):
+    from threading import Barrier
+
+    from cape.customers.service import get_customer, merge_customers
+    from cape.kit.errors import Conflict
+    from cape.models import Role
+    from tests.fixtures.factories import make_user
+
+    with committed() as session:
+        a = make_inbound(session, email="a@example.org").customer_id
+        b = make_inbound(session, email="b@example.org").customer_id
+        actor_id = make_user(session, role=Role.agent).id
+        session.commit()
+    # On PostgreSQL both merges read their customers before either locks them (the race);
+    # SQLite runs one writing transaction at a time, so there the second simply waits.
+    barrier = Barrier(2) if committed.kw["bind"].dialect.name == "postgresql" else None
+
+    def merge(target_id: int, other_id: int) -> str:
+        with committed() as session:
+            target, other = get_customer(session, target_id), get_customer(session, other_id)
+            actor = session.get(User, actor_id)
+            if barrier is not None:
+                barrier.wait(timeout=30)
+            try:
+                merge_customers(session, target=target, other=other, actor=actor)
+                session.commit()
+                return "merged"
+            except Conflict:
+                session.rollback()
+                return "refused"
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = sorted(pool.map(lambda pair: merge(*pair), [(a, b), (b, a)]))
+    assert outcomes == ["merged", "refused"]
+    with committed() as session:
+        links = dict(session.execute(select(Customer.id, Customer.merged_into_id)).all())
+        assert sorted(v for v in links.values() if v is not None) in ([a], [b])
+        # Mail from either address still reaches the surviving customer.
+        assert (
+            make_inbound(session, email="a@example.org").customer_id
+            == make_inbound(session, email="b@example.org").customer_id
+        )
