@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cape.actions.policy import MAX_AMOUNT
 from cape.conversations.schemas import CustomerRef, UserRef
 from cape.models import ActionStatus, ActionType, Role
+
+Limit = Annotated[int, Field(ge=0, le=MAX_AMOUNT)]
 
 ActionTypeName = Literal["refund", "return", "store_credit", "discount_code", "reship", "service", "goodwill"]
 
@@ -16,12 +19,12 @@ class ActionItem(BaseModel):
     name: str = Field(min_length=1, max_length=300)
     sku: str | None = Field(default=None, max_length=100)
     quantity: int = Field(default=1, ge=1, le=10_000)
-    amount: int | None = Field(default=None, ge=0)
+    amount: int | None = Field(default=None, ge=0, le=MAX_AMOUNT)
 
 
 class ActionIn(BaseModel):
     type: ActionTypeName
-    amount: int = Field(ge=0, le=10**12, description="integer minor units (cents), never a float")
+    amount: int = Field(ge=0, le=MAX_AMOUNT, description="integer minor units (cents), never a float")
     currency: str = Field(min_length=3, max_length=3)
     reason: str = Field(min_length=1, max_length=200)
     note: str | None = Field(default=None, max_length=5000)
@@ -76,9 +79,9 @@ class ActionOut(BaseModel):
 
 
 class AuthorityIn(BaseModel):
-    per_action: dict[ActionTypeName, int | None] = Field(default_factory=dict)
-    per_customer_30d: int | None = Field(default=None, ge=0)
-    daily_budget: int | None = Field(default=None, ge=0)
+    per_action: dict[ActionTypeName, Limit | None] = Field(default_factory=dict)
+    per_customer_30d: Limit | None = None
+    daily_budget: Limit | None = None
     currency: str = Field(min_length=3, max_length=3)
 
 
