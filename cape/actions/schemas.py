@@ -4,6 +4,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cape.actions.policy import MAX_AMOUNT
@@ -11,6 +12,10 @@ from cape.conversations.schemas import CustomerRef, UserRef
 from cape.models import ActionStatus, ActionType, Role
 
 Limit = Annotated[int, Field(ge=0, le=MAX_AMOUNT)]
+# Row ids are 64-bit; a larger number is a 422 here rather than an overflow in the database.
+MAX_ID = 2**63 - 1
+RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 ActionTypeName = Literal["refund", "return", "store_credit", "discount_code", "reship", "service", "goodwill"]
 
@@ -28,7 +33,7 @@ class ActionIn(BaseModel):
     currency: str = Field(min_length=3, max_length=3)
     reason: str = Field(min_length=1, max_length=200)
     note: str | None = Field(default=None, max_length=5000)
-    order_id: int | None = None
+    order_id: RowId | None = None
     items: list[ActionItem] = Field(default_factory=list, max_length=100)
     # Returns: with_receipt, sold_here; re-ship: expedited; service/goodwill: description.
     details: dict[str, Any] = Field(default_factory=dict)
@@ -113,10 +118,10 @@ class ReviewOut(BaseModel):
 
 
 class HeroMomentIn(BaseModel):
-    user_id: int
+    user_id: RowId
     quote: str = Field(min_length=1, max_length=5000)
     source: Literal["customer_message", "survey", "manual"] = "manual"
-    message_id: int | None = None
+    message_id: RowId | None = None
 
 
 class HeroMomentOut(BaseModel):

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse
 
 from cape.actions import service
+from cape.actions.schemas import MAX_ID, PathId
 from cape.auth import service as auth_service
 from cape.auth.deps import Admin, CurrentUser, DbSession, Supervisor
 from cape.conversations import service as conversations_service
@@ -49,7 +50,7 @@ def _conversation_fragment(request: Request, session, user: User, conversation_i
 @router.post("/conversations/{conversation_id}/actions")
 def take_action(
     request: Request,
-    conversation_id: int,
+    conversation_id: PathId,
     session: DbSession,
     user: CurrentUser,
     type: Annotated[str, Form()] = "refund",
@@ -64,12 +65,12 @@ def take_action(
         # A savepoint, so a refusal part-way leaves nothing behind when the request commits.
         with session.begin_nested():
             order = int(order_id) if order_id.strip() else None
+            if order is not None and not 1 <= order <= MAX_ID:
+                raise InvalidInput("order_id", "not an order")
             if not amount.strip() and order is not None and type == "refund":
                 value = service.refundable_amount(session, order_id=order)  # "refund the order": what is left
             else:
                 value = parse_amount(amount, currency)
-            if value > service.MAX_AMOUNT:
-                raise InvalidInput("amount", "too large")
             action = service.take_action(
                 session, conversation=conversation, actor=user, action_type=ActionType(type), amount=value,
                 currency=currency, reason=reason, note=note, order_id=order,
@@ -82,7 +83,7 @@ def take_action(
 
 
 @router.post("/actions/{action_id}/reverse")
-def reverse_action(request: Request, action_id: int, session: DbSession, user: CurrentUser):
+def reverse_action(request: Request, action_id: PathId, session: DbSession, user: CurrentUser):
     action = service.get_action(session, action_id)
     reason = request.headers.get("hx-prompt") or "reversed from the conversation page"
     try:
@@ -120,7 +121,7 @@ def approvals_count(session: DbSession, user: Supervisor):
 
 
 @router.post("/approvals/{action_id}/{decision}")
-def decide(request: Request, action_id: int, decision: str, session: DbSession, user: Supervisor):
+def decide(request: Request, action_id: PathId, decision: str, session: DbSession, user: Supervisor):
     error = None
     try:
         # A savepoint, so a refusal part-way leaves nothing behind; the message shows in the list.
@@ -191,6 +192,8 @@ def save_authority(
             user_id, role_name = form.get("user_id", "").strip(), form.get("role", "").strip()
             if bool(user_id) == bool(role_name):
                 raise InvalidInput("user_id", "give exactly one of a user or a role")
+            if user_id and not (user_id.isdigit() and int(user_id) <= MAX_ID):
+                raise InvalidInput("user_id", "not a user")
             target_user = auth_service.get_user(session, int(user_id)) if user_id else None
             role = Role(role_name) if role_name else None
             service.set_authority(

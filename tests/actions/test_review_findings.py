@@ -279,3 +279,22 @@ def test_the_authority_page_loads_policies_in_one_query(client, db, carol_admin)
     finally:
         event.remove(engine, "before_cursor_execute", seen)
     assert sum("FROM authority_policies" in s for s in statements) == 1
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/actions/9223372036854775808", "/api/v1/actions?customer_id=99999999999999999999"]
+)
+def test_out_of_range_action_ids_are_not_500(client, alice_agent, path):
+    assert client.get(path, headers=alice_agent.headers).status_code in (404, 422)
+
+
+def test_an_out_of_range_order_id_is_explained(client, db, conversation, alice_agent):
+    api = post_action(client, conversation, alice_agent, order_id=2**63)
+    assert api.status_code == 422
+    card = client.post(
+        f"/conversations/{conversation.id}/actions",
+        data={"type": "refund", "amount": "1", "currency": "USD", "reason": "damaged", "order_id": str(2**63)},
+        headers=alice_agent.headers,
+    )
+    assert card.status_code == 200 and 'role="alert"' in card.text
+    assert db.query(Action).count() == 0
