@@ -70,7 +70,7 @@ def take_action(
             if not amount.strip() and order is not None and type == "refund":
                 value = service.refundable_amount(session, order_id=order)  # "refund the order": what is left
             else:
-                value = parse_amount(amount, currency)
+                value = parse_amount(amount, currency, maximum=service.MAX_AMOUNT)
             action = service.take_action(
                 session, conversation=conversation, actor=user, action_type=ActionType(type), amount=value,
                 currency=currency, reason=reason, note=note, order_id=order,
@@ -185,7 +185,7 @@ def save_authority(
 
     def amount(name: str) -> int | None:
         text = form.get(name, "").strip()
-        return parse_amount(text, currency, field=name) if text else None
+        return parse_amount(text, currency, field=name, maximum=service.MAX_AMOUNT) if text else None
 
     try:
         with session.begin_nested():
