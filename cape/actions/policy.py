@@ -19,6 +19,10 @@ OVER_DAILY_BUDGET = "daily_budget"
 
 DEFAULT_CURRENCY = "USD"
 
+# The largest amount or limit accepted anywhere, in minor units: the API, the forms and the
+# services share it, so an out-of-range number is a 422 and never a database overflow.
+MAX_AMOUNT = 10**12
+
 
 @dataclass(frozen=True)
 class Authority:

@@ -2,12 +2,20 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cape.actions.policy import MAX_AMOUNT
 from cape.conversations.schemas import CustomerRef, UserRef
 from cape.models import ActionStatus, ActionType, Role
+
+Limit = Annotated[int, Field(ge=0, le=MAX_AMOUNT)]
+# Row ids are 64-bit; a larger number is a 422 here rather than an overflow in the database.
+MAX_ID = 2**63 - 1
+RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 ActionTypeName = Literal["refund", "return", "store_credit", "discount_code", "reship", "service", "goodwill"]
 
@@ -16,16 +24,16 @@ class ActionItem(BaseModel):
     name: str = Field(min_length=1, max_length=300)
     sku: str | None = Field(default=None, max_length=100)
     quantity: int = Field(default=1, ge=1, le=10_000)
-    amount: int | None = Field(default=None, ge=0)
+    amount: int | None = Field(default=None, ge=0, le=MAX_AMOUNT)
 
 
 class ActionIn(BaseModel):
     type: ActionTypeName
-    amount: int = Field(ge=0, le=10**12, description="integer minor units (cents), never a float")
+    amount: int = Field(ge=0, le=MAX_AMOUNT, description="integer minor units (cents), never a float")
     currency: str = Field(min_length=3, max_length=3)
     reason: str = Field(min_length=1, max_length=200)
     note: str | None = Field(default=None, max_length=5000)
-    order_id: int | None = None
+    order_id: RowId | None = None
     items: list[ActionItem] = Field(default_factory=list, max_length=100)
     # Returns: with_receipt, sold_here; re-ship: expedited; service/goodwill: description.
     details: dict[str, Any] = Field(default_factory=dict)
@@ -76,9 +84,9 @@ class ActionOut(BaseModel):
 
 
 class AuthorityIn(BaseModel):
-    per_action: dict[ActionTypeName, int | None] = Field(default_factory=dict)
-    per_customer_30d: int | None = Field(default=None, ge=0)
-    daily_budget: int | None = Field(default=None, ge=0)
+    per_action: dict[ActionTypeName, Limit | None] = Field(default_factory=dict)
+    per_customer_30d: Limit | None = None
+    daily_budget: Limit | None = None
     currency: str = Field(min_length=3, max_length=3)
 
 
@@ -110,10 +118,10 @@ class ReviewOut(BaseModel):
 
 
 class HeroMomentIn(BaseModel):
-    user_id: int
+    user_id: RowId
     quote: str = Field(min_length=1, max_length=5000)
     source: Literal["customer_message", "survey", "manual"] = "manual"
-    message_id: int | None = None
+    message_id: RowId | None = None
 
 
 class HeroMomentOut(BaseModel):

@@ -18,7 +18,7 @@ from babel.numbers import is_currency
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from cape import events, jobs
 from cape.actions import connectors, policy
@@ -38,6 +38,7 @@ from cape.models import (
     FulfilmentStatus,
     HeroMoment,
     LedgerEntry,
+    Message,
     Order,
     Role,
     SpendCounter,
@@ -45,6 +46,7 @@ from cape.models import (
 )
 
 CUSTOMER_WINDOW = timedelta(days=30)
+MAX_AMOUNT = policy.MAX_AMOUNT
 
 # Reasons offered in the interface; any other text is accepted too and kept as written.
 REASONS = (
@@ -77,6 +79,18 @@ def authority_for(session: Session, user: User) -> policy.Authority:
     return policy.resolve_authority(user.role, user_policy=user_policy, role_policy=role_policy)
 
 
+def all_policies(session: Session) -> list[AuthorityPolicy]:
+    """Every authority policy, for pages that show many users' limits at once (one query)."""
+    return list(session.scalars(select(AuthorityPolicy)))
+
+
+def resolve_authority(role: Role, *, policies: list[AuthorityPolicy], user: User | None = None) -> policy.Authority:
+    """The limits for ``user`` (or for ``role`` when no user is given) from already loaded policies."""
+    user_policy = next((p for p in policies if user is not None and p.user_id == user.id), None)
+    role_policy = next((p for p in policies if p.role == role), None)
+    return policy.resolve_authority(role, user_policy=user_policy, role_policy=role_policy)
+
+
 def role_authority(session: Session, role: Role) -> policy.Authority:
     """The limits for a role: its policy if an admin set one, else the built-in default."""
     row = session.scalar(select(AuthorityPolicy).where(AuthorityPolicy.role == role))
@@ -97,15 +111,18 @@ def set_authority(
     """Create or replace the policy of one user or one role (admins only); audited."""
     if not actor.role.at_least(Role.admin):
         raise Forbidden("only admins set authority")
+    # Neither would match "role IS NULL" and overwrite some user's policy; both is ambiguous.
+    if (user is None) == (role is None):
+        raise InvalidInput("user_id", "give exactly one of a user or a role")
     currency = _currency(currency)
     for key, limit in per_action.items():
         if key not in ActionType._value2member_map_:
             raise InvalidInput("per_action", f"unknown action type {key!r}")
-        if limit is not None and limit < 0:
-            raise InvalidInput("per_action", "limits are zero or more")
+        if limit is not None and not 0 <= limit <= MAX_AMOUNT:
+            raise InvalidInput("per_action", f"limits are from zero to {MAX_AMOUNT} minor units")
     for field, value in (("per_customer_30d", per_customer_30d), ("daily_budget", daily_budget)):
-        if value is not None and value < 0:
-            raise InvalidInput(field, "must be zero or more")
+        if value is not None and not 0 <= value <= MAX_AMOUNT:
+            raise InvalidInput(field, f"must be from zero to {MAX_AMOUNT} minor units")
     where = AuthorityPolicy.user_id == user.id if user is not None else AuthorityPolicy.role == role
     row = session.scalar(select(AuthorityPolicy).where(where))
     before = _policy_snapshot(row) if row is not None else None
@@ -170,24 +187,25 @@ def take_action(
         raise InvalidInput(
             "amount", "must be more than zero" if action_type in _MONEY_TYPES else "must not be negative"
         )
+    if amount > MAX_AMOUNT:
+        raise InvalidInput("amount", f"must be at most {MAX_AMOUNT} minor units")
     customer = _lock_customer(session, conversation.customer_id)
     order = _order_for(session, customer=customer, order_id=order_id, currency=currency) if order_id else None
     if order is not None and action_type is ActionType.refund:
-        refunded = _net_amount(session, Action.order_id == order.id, Action.type == ActionType.refund)
-        if refunded + amount > order.total_amount:
+        # Requests waiting for approval count too, so that queued requests cannot together
+        # promise more than the order's total (approval checks again, see approve_action).
+        committed = _refunded(session, order_id=order.id, include_pending=True)
+        if committed + amount > order.total_amount:
             raise InvalidInput(
-                "amount", f"only {order.total_amount - refunded} of order {order.number} is left to refund"
+                "amount",
+                f"only {max(order.total_amount - committed, 0)} of order {order.number} is left to refund "
+                "(executed refunds and requests waiting for approval count)",
             )
 
     authority = authority_for(session, actor)
     counter = _lock_spend_counter(session, user=actor, day=now.date(), currency=currency)
     usage = policy.Usage(
-        customer_30d=_net_amount(
-            session,
-            Action.customer_id == customer.id,
-            Action.currency == currency,
-            Action.executed_at > now - CUSTOMER_WINDOW,
-        ),
+        customer_30d=_customer_window_total(session, customer_id=customer.id, currency=currency, now=now),
         agent_today=counter.spent,
     )
     reasons = policy.over_authority(authority, action_type=action_type, amount=amount, currency=currency, usage=usage)
@@ -228,11 +246,50 @@ def take_action(
 
 
 def refundable_amount(session: Session, *, order_id: int) -> int:
-    """What is left to refund on an order: its total less the net refunds already executed."""
+    """What is left to refund on an order: its total less net executed refunds and waiting requests."""
     order = session.get(Order, order_id)
     if order is None:
         raise InvalidInput("order_id", f"order {order_id} not found")
-    return order.total_amount - _net_amount(session, Action.order_id == order.id, Action.type == ActionType.refund)
+    return max(order.total_amount - _refunded(session, order_id=order.id, include_pending=True), 0)
+
+
+def _refunded(session: Session, *, order_id: int, include_pending: bool) -> int:
+    """Net refunds executed on an order, plus (optionally) refund requests waiting for approval."""
+    statuses = [ActionStatus.executed]
+    if include_pending:
+        statuses.append(ActionStatus.pending_approval)
+    total = session.scalar(
+        select(func.coalesce(func.sum(Action.amount), 0)).where(
+            Action.order_id == order_id, Action.type == ActionType.refund, Action.status.in_(statuses)
+        )
+    )
+    return int(total or 0)
+
+
+def _customer_window_total(session: Session, *, customer_id: int, currency: str, now: datetime) -> int:
+    """What was given to a customer in the 30 days before ``now``, reversals cancelling their originals.
+
+    A reversal and its original cancel each other out whatever window is asked about: both are
+    left out of the sum. (Netting the counter-action by its own date instead would subtract it
+    from windows the original has already left, and the cap would go negative.)
+    """
+    counter_action = aliased(Action)
+    reversed_ = (
+        select(counter_action.id)
+        .where(counter_action.reverses_id == Action.id, counter_action.status == ActionStatus.executed)
+        .exists()
+    )
+    total = session.scalar(
+        select(func.coalesce(func.sum(Action.amount), 0)).where(
+            Action.status == ActionStatus.executed,
+            Action.customer_id == customer_id,
+            Action.currency == currency,
+            Action.executed_at > now - CUSTOMER_WINDOW,
+            Action.reverses_id.is_(None),
+            ~reversed_,
+        )
+    )
+    return int(total or 0)
 
 
 def _currency(code: str) -> str:
@@ -274,14 +331,6 @@ def _lock_spend_counter(session: Session, *, user: User, day: date, currency: st
     ).one()
 
 
-def _net_amount(session: Session, *where) -> int:
-    """Executed amounts (counter-actions are negative, so they give the room back)."""
-    total = session.scalar(
-        select(func.coalesce(func.sum(Action.amount), 0)).where(Action.status == ActionStatus.executed, *where)
-    )
-    return int(total or 0)
-
-
 def _order_for(session: Session, *, customer: Customer, order_id: int, currency: str) -> Order:
     order = session.get(Order, order_id)
     if order is None or order.customer_id != customer.id:
@@ -295,8 +344,9 @@ def _carry_out(session: Session, action: Action, *, actor: User | None) -> None:
     """Hand an executed action to the connector: now (ledger) or after commit (webhook)."""
     connector = connectors.active()
     action.connector = connector.name
+    action.fulfilment_status = FulfilmentStatus.queued
+    session.flush()
     if connector.deferred:
-        action.fulfilment_status = FulfilmentStatus.queued
         from cape.actions.tasks import deliver_action
 
         jobs.enqueue_after_commit(session, deliver_action, action.id)
@@ -305,20 +355,49 @@ def _carry_out(session: Session, action: Action, *, actor: User | None) -> None:
 
 
 def record_fulfilment(session: Session, *, action: Action, outcome: Outcome, actor: User | None = None) -> Action:
-    """The connector's answer: done, or failed (the action then fails and its budget is freed)."""
-    if action.fulfilment_status in (FulfilmentStatus.done, FulfilmentStatus.failed):
-        return action  # a repeated delivery of an answer already recorded
-    before = _snapshot(action)
-    action.fulfilment_attempts += outcome.attempts
-    action.fulfilment_reference = outcome.reference
+    """The connector's answer: done; refused (the action fails and its budget is freed); or no
+    clear answer (the action stays queued, with the error noted, and is delivered again later)."""
     if outcome.done:
-        action.fulfilment_status = FulfilmentStatus.done
+        new_status = FulfilmentStatus.done
+    elif outcome.final:
+        new_status = FulfilmentStatus.failed
+    else:
+        new_status = FulfilmentStatus.queued
+    error = None if outcome.done else (outcome.error or "failed")[:2000]
+    session.flush()
+    # Race: two deliveries of the same action (a slow worker and the stale re-delivery job, or
+    # a repeated answer) both read "queued" and would each record the answer, giving a failed
+    # action's budget back twice. Only the UPDATE that still finds it queued records anything;
+    # the other sees rowcount 0 and is a no-op. (On PostgreSQL the second waits for the first
+    # to commit and then re-checks the WHERE; on SQLite writers are serialised.)
+    claimed = session.execute(
+        update(Action)
+        .where(Action.id == action.id, Action.fulfilment_status == FulfilmentStatus.queued)
+        .values(
+            fulfilment_status=new_status,
+            fulfilment_attempts=Action.fulfilment_attempts + outcome.attempts,
+            fulfilment_reference=outcome.reference,
+            fulfilment_error=error,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
+        return action  # already answered by another delivery, or never queued
+    before = _snapshot(action)
+    session.refresh(action)
+    if outcome.done:
         if connectors.active().deferred:  # the ledger is done at once; say so only when it took time
             _record(session, action, actor, "action_done", reference=outcome.reference)
         _audit(session, actor=actor, event="action.done", action=action, before=before, after=_snapshot(action))
         return action
-    action.fulfilment_status = FulfilmentStatus.failed
-    action.fulfilment_error = (outcome.error or "failed")[:2000]
+    if not outcome.final:
+        # The store may or may not have carried it out: keep it queued, so it is sent again
+        # with the same idempotency key, and keep its budget spent until the store answers.
+        _audit(
+            session, actor=actor, event="action.delivery_failed", action=action, reason=error,
+            before=before, after=_snapshot(action),
+        )  # fmt: skip
+        return action
     action.status = ActionStatus.failed
     if action.within_authority and action.executed_at is not None:
         _give_back(session, action.requested_by_id, action.executed_at.date(), action.currency, action.amount)
@@ -381,6 +460,19 @@ def _give_back(session: Session, user_id: int, day: date, currency: str, amount:
 
 def approve_action(session: Session, *, action: Action, actor: User, note: str | None = None) -> Action:
     """A supervisor approves a request above the agent's authority: it executes now."""
+    _check_decider(action=action, actor=actor)
+    if action.type is ActionType.refund and action.order_id is not None:
+        # Race: two supervisors approving refund requests on the same order at once could each
+        # see room left and together refund more than its total. The customer lock (the same
+        # one take_action holds) serialises them, and the total is checked again under it.
+        _lock_customer(session, action.customer_id)
+        order = session.get_one(Order, action.order_id)
+        refunded = _refunded(session, order_id=order.id, include_pending=False)
+        if refunded + action.amount > order.total_amount:
+            raise Conflict(
+                f"order {order.number} has {max(order.total_amount - refunded, 0)} left to refund, "
+                f"less than the {action.amount} requested; decline this request"
+            )
     _decide(session, action=action, actor=actor, status=ActionStatus.executed, note=note)
     _record(session, action, actor, "action_approved", note=note)
     _audit(session, actor=actor, event="action.approved", action=action, reason=note, after=_snapshot(action))
@@ -398,11 +490,15 @@ def decline_action(session: Session, *, action: Action, actor: User, note: str |
     return action
 
 
-def _decide(session: Session, *, action: Action, actor: User, status: ActionStatus, note: str | None) -> None:
+def _check_decider(*, action: Action, actor: User) -> None:
     if not actor.role.at_least(Role.supervisor):
         raise Forbidden("only supervisors and admins decide on requests")
     if actor.id == action.requested_by_id:
         raise Forbidden("someone else must decide on your own request")
+
+
+def _decide(session: Session, *, action: Action, actor: User, status: ActionStatus, note: str | None) -> None:
+    _check_decider(action=action, actor=actor)
     now = utcnow()
     # Race: two supervisors deciding the same request at once (approve and decline, or a double
     # click). Only the UPDATE that still finds it pending wins; the other sees rowcount 0.
@@ -668,6 +764,12 @@ def record_hero_moment(
         raise InvalidInput("quote", "what did the customer say?")
     if source not in ("customer_message", "survey", "manual"):
         raise InvalidInput("source", "customer_message, survey or manual")
+    if message_id is not None:
+        message = session.get(Message, message_id)
+        if message is None or message.conversation_id != conversation.id:
+            raise InvalidInput("message_id", f"message {message_id} is not in conversation {conversation.id}")
+    if recorded_by is not None and recorded_by.id == user.id:
+        raise Forbidden("praise is recorded by a colleague, not by the person praised")
     action_ids = session.scalars(
         select(Action.id)
         .where(Action.conversation_id == conversation.id, Action.status == ActionStatus.executed)

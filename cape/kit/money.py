@@ -14,8 +14,12 @@ def minor_digits(currency: str) -> int:
     return get_currency_precision(currency)
 
 
-def parse_amount(text: str, currency: str, *, field: str = "amount") -> int:
-    """A person's "120", "120.50" or "120,50" as minor units; more decimals than the currency has is an error."""
+def parse_amount(text: str, currency: str, *, field: str = "amount", maximum: int | None = None) -> int:
+    """A person's "120", "120.50" or "120,50" as minor units; more decimals than the currency has is an error.
+
+    ``maximum`` (minor units) is checked before converting, so "1e999999" is refused at once
+    instead of becoming a million-digit integer.
+    """
     cleaned = (text or "").strip().replace(" ", "").replace("\u00a0", "")
     if "," in cleaned and "." not in cleaned:
         cleaned = cleaned.replace(",", ".")
@@ -25,7 +29,12 @@ def parse_amount(text: str, currency: str, *, field: str = "amount") -> int:
         raise InvalidInput(field, "a number such as 120.50") from exc
     if not value.is_finite() or value < 0:
         raise InvalidInput(field, "a number of zero or more")
-    minor = value.scaleb(minor_digits(currency))
+    try:
+        minor = value.scaleb(minor_digits(currency))
+    except ArithmeticError as exc:  # decimal.Overflow for exponents beyond the context
+        raise InvalidInput(field, "too large") from exc
+    if maximum is not None and minor > maximum:
+        raise InvalidInput(field, f"at most {format_amount(maximum, currency)}")
     if minor != minor.to_integral_value():
         raise InvalidInput(field, f"{currency} has {minor_digits(currency)} decimals")
     return int(minor)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse
 
 from cape.actions import service
+from cape.actions.schemas import MAX_ID, PathId
 from cape.auth import service as auth_service
 from cape.auth.deps import Admin, CurrentUser, DbSession, Supervisor
 from cape.conversations import service as conversations_service
@@ -49,7 +50,7 @@ def _conversation_fragment(request: Request, session, user: User, conversation_i
 @router.post("/conversations/{conversation_id}/actions")
 def take_action(
     request: Request,
-    conversation_id: int,
+    conversation_id: PathId,
     session: DbSession,
     user: CurrentUser,
     type: Annotated[str, Form()] = "refund",
@@ -61,27 +62,33 @@ def take_action(
 ):
     conversation = conversations_service.get_conversation(session, conversation_id, with_messages=False)
     try:
-        order = int(order_id) if order_id.strip() else None
-        if not amount.strip() and order is not None and type == "refund":
-            value = service.refundable_amount(session, order_id=order)  # "refund the order": what is left
-        else:
-            value = parse_amount(amount, currency)
-        action = service.take_action(
-            session, conversation=conversation, actor=user, action_type=ActionType(type), amount=value,
-            currency=currency, reason=reason, note=note, order_id=order,
-        )  # fmt: skip
-    except (InvalidInput, ValueError) as exc:
+        # A savepoint, so a refusal part-way leaves nothing behind when the request commits.
+        with session.begin_nested():
+            order = int(order_id) if order_id.strip() else None
+            if order is not None and not 1 <= order <= MAX_ID:
+                raise InvalidInput("order_id", "not an order")
+            if not amount.strip() and order is not None and type == "refund":
+                value = service.refundable_amount(session, order_id=order)  # "refund the order": what is left
+            else:
+                value = parse_amount(amount, currency, maximum=service.MAX_AMOUNT)
+            action = service.take_action(
+                session, conversation=conversation, actor=user, action_type=ActionType(type), amount=value,
+                currency=currency, reason=reason, note=note, order_id=order,
+            )  # fmt: skip
+    except (CapeError, ValueError) as exc:
+        # Shown in the Actions card (a 200, so HTMX swaps it in) rather than failing silently.
         error = exc.message if isinstance(exc, CapeError) else "invalid choice"
         return _conversation_fragment(request, session, user, conversation_id, action_error=error)
     return _conversation_fragment(request, session, user, conversation_id, action_notice=action)
 
 
 @router.post("/actions/{action_id}/reverse")
-def reverse_action(request: Request, action_id: int, session: DbSession, user: CurrentUser):
+def reverse_action(request: Request, action_id: PathId, session: DbSession, user: CurrentUser):
     action = service.get_action(session, action_id)
     reason = request.headers.get("hx-prompt") or "reversed from the conversation page"
     try:
-        service.reverse_action(session, action=action, actor=user, reason=reason)
+        with session.begin_nested():
+            service.reverse_action(session, action=action, actor=user, reason=reason)
     except CapeError as exc:
         return _conversation_fragment(request, session, user, action.conversation_id, action_error=exc.message)
     return _conversation_fragment(request, session, user, action.conversation_id)
@@ -114,16 +121,18 @@ def approvals_count(session: DbSession, user: Supervisor):
 
 
 @router.post("/approvals/{action_id}/{decision}")
-def decide(request: Request, action_id: int, decision: str, session: DbSession, user: Supervisor):
-    action = service.get_action(session, action_id)
+def decide(request: Request, action_id: PathId, decision: str, session: DbSession, user: Supervisor):
     error = None
     try:
-        if decision == "approve":
-            service.approve_action(session, action=action, actor=user)
-        elif decision == "decline":
-            service.decline_action(session, action=action, actor=user, note=request.headers.get("hx-prompt"))
-        else:
-            raise InvalidInput("decision", "approve or decline")
+        # A savepoint, so a refusal part-way leaves nothing behind; the message shows in the list.
+        with session.begin_nested():
+            action = service.get_action(session, action_id)
+            if decision == "approve":
+                service.approve_action(session, action=action, actor=user)
+            elif decision == "decline":
+                service.decline_action(session, action=action, actor=user, note=request.headers.get("hx-prompt"))
+            else:
+                raise InvalidInput("decision", "approve or decline")
     except CapeError as exc:
         error = exc.message
     session.flush()
@@ -149,34 +158,50 @@ def authority_page(request: Request, session: DbSession, user: Admin):
 
 
 def _authority_context(session, **extra) -> dict:
+    policies = service.all_policies(session)  # one query, however many users
+    users = [u for u in auth_service.list_users(session) if u.is_active]
     return {
-        "roles": [(role, service.role_authority(session, role)) for role in Role],
-        "users": [(u, service.authority_for(session, u)) for u in auth_service.list_users(session) if u.is_active],
+        "roles": [(role, service.resolve_authority(role, policies=policies)) for role in Role],
+        "users": [(u, service.resolve_authority(u.role, user=u, policies=policies)) for u in users],
         "action_types": [t.value for t in ActionType],
         **extra,
     }
 
 
-@router.post("/admin/authority")
-async def save_authority(request: Request, session: DbSession, user: Admin):
-    """One form per role or user: blank means no limit; amounts typed in the policy's currency."""
+async def _form_fields(request: Request) -> dict[str, str]:
+    """The posted form as plain strings; reads the body only, never the database."""
     form = await request.form()
-    currency = str(form.get("currency", "USD")).upper()
+    return {key: str(value) for key, value in form.items()}
+
+
+@router.post("/admin/authority")
+def save_authority(
+    request: Request, session: DbSession, user: Admin, form: Annotated[dict[str, str], Depends(_form_fields)]
+):
+    """One form per role or user: blank means no limit; amounts typed in the policy's currency."""
+    # A sync handler: FastAPI runs it in the thread pool, so its queries never block the event loop.
+    currency = form.get("currency", "USD").upper()
     error = None
 
     def amount(name: str) -> int | None:
-        text = str(form.get(name, "")).strip()
-        return parse_amount(text, currency, field=name) if text else None
+        text = form.get(name, "").strip()
+        return parse_amount(text, currency, field=name, maximum=service.MAX_AMOUNT) if text else None
 
     try:
-        target_user = auth_service.get_user(session, int(str(form["user_id"]))) if form.get("user_id") else None
-        role = Role(str(form["role"])) if form.get("role") else None
-        service.set_authority(
-            session, actor=user, user=target_user, role=None if target_user else role, currency=currency,
-            per_action={t.value: amount(f"per_action.{t.value}") for t in ActionType},
-            per_customer_30d=amount("per_customer_30d"), daily_budget=amount("daily_budget"),
-        )  # fmt: skip
-    except (CapeError, ValueError, KeyError) as exc:
+        with session.begin_nested():
+            user_id, role_name = form.get("user_id", "").strip(), form.get("role", "").strip()
+            if bool(user_id) == bool(role_name):
+                raise InvalidInput("user_id", "give exactly one of a user or a role")
+            if user_id and not (user_id.isdigit() and int(user_id) <= MAX_ID):
+                raise InvalidInput("user_id", "not a user")
+            target_user = auth_service.get_user(session, int(user_id)) if user_id else None
+            role = Role(role_name) if role_name else None
+            service.set_authority(
+                session, actor=user, user=target_user, role=role, currency=currency,
+                per_action={t.value: amount(f"per_action.{t.value}") for t in ActionType},
+                per_customer_30d=amount("per_customer_30d"), daily_budget=amount("daily_budget"),
+            )  # fmt: skip
+    except (CapeError, ValueError) as exc:
         error = exc.message if isinstance(exc, CapeError) else "invalid form"
     session.flush()
     status = 422 if error else 200

@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 
 from cape.actions import connectors, service
 from cape.db import create_session_factory, unit_of_work
+from cape.kit.clock import utcnow
 from cape.kit.errors import Conflict
-from cape.models import Action, ActionStatus, ActionType, AuditEntry, Conversation, LedgerEntry, Role, User
+from cape.models import Action, ActionStatus, ActionType, AuditEntry, Conversation, LedgerEntry, Order, Role, User
 from tests.fixtures.browser import start_server
 from tests.fixtures.databases import fresh_database
 from tests.fixtures.factories import make_inbound, make_token, make_user
@@ -128,3 +129,48 @@ def test_two_supervisors_deciding_at_once_cannot_both_win(kind, tmp_path):
                 session.query(AuditEntry).filter(AuditEntry.event.in_(["action.approved", "action.declined"])).count()
                 == 1
             )
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
+def test_approving_refund_requests_at_once_never_refunds_more_than_the_order(kind, tmp_path):
+    with fresh_database(kind, tmp_path) as (_settings, engine):
+        connectors.configure(connectors.LedgerConnector())
+        factory = create_session_factory(engine)
+        with factory() as session:
+            agent = make_user(session, role=Role.agent)
+            supervisors = [make_user(session, role=Role.supervisor) for _ in range(8)]
+            conversation = session.get(Conversation, make_inbound(session).conversation_id)
+            order = Order(
+                customer_id=conversation.customer_id, number="C-1", currency="USD", total_amount=8 * 600_00,
+                placed_at=utcnow(),
+            )  # fmt: skip
+            session.add(order)
+            session.flush()
+            requests = [
+                service.take_action(
+                    session, conversation=conversation, actor=agent, action_type=ActionType.refund, amount=600_00,
+                    currency="USD", reason="damaged", order_id=order.id,
+                ).id
+                for _ in range(8)
+            ]  # fmt: skip
+            order.total_amount = 1000_00  # the store's order shrank while the requests waited
+            session.commit()
+            pairs = list(zip(requests, [s.id for s in supervisors], strict=True))
+        barrier = threading.Barrier(len(pairs))
+
+        def approve(pair):
+            action_id, supervisor_id = pair
+            barrier.wait()
+            try:
+                with unit_of_work(factory) as session:
+                    service.approve_action(
+                        session, action=session.get(Action, action_id), actor=session.get(User, supervisor_id)
+                    )
+                return "approved"
+            except Conflict:
+                return "refused"
+
+        with ThreadPoolExecutor(len(pairs)) as pool:
+            results = list(pool.map(approve, pairs))
+        assert results.count("approved") == 1
+        assert _executed_total(factory, Action.type == ActionType.refund) == 600_00

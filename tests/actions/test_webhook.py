@@ -110,7 +110,14 @@ def test_gives_up_after_the_last_attempt(store_server):
     store, url = store_server(["500", "500", "timeout"])
     outcome = connector(url, attempts=3).deliver({"id": 8}, idempotency_key="8")
     assert not outcome.done and "gave up after 3 attempts" in outcome.error
+    assert not outcome.final  # no clear answer: the store may have done it
     assert len(store.requests) == 3
+
+
+def test_a_refusal_is_a_final_answer(store_server):
+    _store, url = store_server(["refused"])
+    outcome = connector(url).deliver({"id": 9}, idempotency_key="9")
+    assert not outcome.done and outcome.final and outcome.error == "order already refunded"
 
 
 @pytest.fixture
@@ -195,3 +202,26 @@ def test_a_delivery_lost_with_its_worker_is_sent_again_with_the_same_key(committ
         assert session.get(Action, action_id).fulfilment_status is FulfilmentStatus.done
     assert [r["headers"]["Idempotency-Key"] for r in store.requests] == [str(action_id)] * 2
     assert redeliver_stale_actions.call_local() == 0
+
+
+def test_no_clear_answer_leaves_the_action_queued_until_the_same_key_gets_one(committed, store_server):
+    store, url = store_server(["500", "timeout", "done"])
+    connectors.configure(connector(url, attempts=2))
+    action_id = _refund(committed, amount=60_00)
+    with committed() as session:  # the store may have refunded: not failed, budget still spent
+        action = session.get(Action, action_id)
+        assert (action.status, action.fulfilment_status) == (ActionStatus.executed, FulfilmentStatus.queued)
+        assert "gave up after 2 attempts" in action.fulfilment_error
+        assert session.query(SpendCounter).filter_by(user_id=action.requested_by_id).one().spent == 60_00
+        events = [e.event for e in session.query(AuditEntry).filter_by(action_id=action_id).order_by(AuditEntry.id)]
+        assert events == ["action.executed", "action.delivery_failed"]
+    with unit_of_work(committed) as session:  # ten minutes on, the stale re-delivery picks it up
+        session.execute(
+            update(Action).where(Action.id == action_id).values(executed_at=utcnow() - timedelta(minutes=11))
+        )
+    assert redeliver_stale_actions.call_local() == 1
+    with committed() as session:
+        action = session.get(Action, action_id)
+        assert (action.status, action.fulfilment_status) == (ActionStatus.executed, FulfilmentStatus.done)
+        assert action.fulfilment_error is None and action.fulfilment_attempts == 3
+    assert [r["headers"]["Idempotency-Key"] for r in store.requests] == [str(action_id)] * 3

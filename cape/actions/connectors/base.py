@@ -3,7 +3,8 @@
 Two kinds exist. An in-transaction connector (the ledger) does its work in the same database
 transaction as the decision, so both commit or neither does. A deferred connector (the store
 webhook) is called by a job after the decision commits, with the action id as idempotency key,
-and its answer marks the action done or failed. See docs/connectors.md.
+and its answer marks the action done or failed; without a clear answer it stays queued and is
+sent again. See docs/connectors.md.
 """
 
 from __future__ import annotations
@@ -18,12 +19,19 @@ from cape.models import Action
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the connector reports: done (with the store's reference) or failed (with why)."""
+    """What the connector reports: done (with the store's reference) or not (with why).
+
+    ``final`` says whether a "not done" is an answer. True: the store refused, nothing was done,
+    the action fails. False: no clear answer (timeout, connection error, 5xx after the last
+    attempt): the store may have done it, so the action stays queued and is sent again later
+    with the same idempotency key.
+    """
 
     done: bool
     reference: str | None = None
     error: str | None = None
     attempts: int = 1
+    final: bool = True
 
 
 class Connector:

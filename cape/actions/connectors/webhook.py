@@ -7,8 +7,10 @@ Headers sent with every attempt (the same body, key and a fresh timestamp):
     Cape-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>." + body)>
 
 The store answers 2xx with an optional JSON body ``{"status": "done"|"failed", "reference": ...,
-"error": ...}`` (no status means done). A 4xx other than 408/429 is a final "failed"; a 5xx,
-408, 429, timeout or connection error is retried with exponential backoff.
+"error": ...}`` (no status means done). A 4xx other than 408/429, or ``"status": "failed"``, is
+a final refusal. A 5xx, 408, 429, timeout or connection error is retried with exponential
+backoff; after the last attempt the outcome is not final (the store may have done it), so the
+action stays queued and is delivered again later with the same key.
 """
 
 from __future__ import annotations
@@ -85,8 +87,12 @@ class WebhookConnector(Connector):
                 error = f"HTTP {response.status_code}: {response.text[:300]}"
                 if response.status_code < 500 and response.status_code not in _RETRYABLE_STATUS:
                     return Outcome(done=False, error=error, attempts=attempt)
+        # No clear answer: the store may have carried it out, so this is not a refusal.
         return Outcome(
-            done=False, error=f"gave up after {self.attempts} attempts; last: {error}", attempts=self.attempts
+            done=False,
+            error=f"gave up after {self.attempts} attempts; last: {error}",
+            attempts=self.attempts,
+            final=False,
         )
 
 
