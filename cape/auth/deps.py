@@ -60,7 +60,17 @@ async def check_csrf(request: Request) -> None:
         raise Forbidden("missing or invalid CSRF token", code="csrf_failed")
 
 
-def _authenticate(request: Request, session: DbSession) -> User:
+async def _cookie_csrf_first(request: Request) -> None:
+    """Check a cookie session's CSRF token before any database work.
+
+    Reading a form body waits on the client; doing it before the first query means a slow
+    client never holds a transaction (on SQLite, the write lock) while it dribbles its body.
+    """
+    if "authorization" not in request.headers and request.session.get("user_id") is not None:
+        await check_csrf(request)
+
+
+def _authenticate(request: Request, session: DbSession, _csrf: Annotated[None, Depends(_cookie_csrf_first)]) -> User:
     # Sync on purpose: it queries the database, which must never happen on the event loop
     # (a blocked loop cannot finish the request that holds SQLite's write lock).
     auth = request.headers.get("authorization")
@@ -81,12 +91,6 @@ def _authenticate(request: Request, session: DbSession) -> User:
     raise NotAuthenticated("sign in, or send an API token as 'Authorization: Bearer <token>'")
 
 
-async def _current_user(request: Request, user: Annotated[User, Depends(_authenticate)]) -> User:
-    if request.state.authenticated_by == "cookie":
-        await check_csrf(request)
-    return user
-
-
 async def csrf_protect(request: Request) -> None:
     """For forms posted without a signed-in user (sign-in, the public contact form)."""
     await check_csrf(request)
@@ -94,7 +98,7 @@ async def csrf_protect(request: Request) -> None:
 
 CsrfProtected = Depends(csrf_protect)
 
-CurrentUser = Annotated[User, Depends(_current_user)]
+CurrentUser = Annotated[User, Depends(_authenticate)]
 
 
 def require_role(role: Role):

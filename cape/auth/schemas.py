@@ -4,7 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cape.kit.validation import EmailAddress
+from cape.kit.validation import DbId, EmailAddress, Text
 from cape.models import Role
 
 
@@ -22,7 +22,7 @@ class UserOut(BaseModel):
 
 class UserCreate(BaseModel):
     email: EmailAddress
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     role: Role = Role.agent
     password: str | None = Field(default=None, min_length=8, max_length=1000)
     language: str = "en"
@@ -36,4 +36,4 @@ class TeamOut(BaseModel):
 
 class TeamCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    member_ids: list[int] = Field(default_factory=list, max_length=500)
+    member_ids: list[DbId] = Field(default_factory=list, max_length=500)

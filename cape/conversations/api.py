@@ -19,6 +19,7 @@ from cape.conversations.schemas import (
     MessageOut,
     ReplyIn,
 )
+from cape.kit.validation import IdPath, IdQuery
 from cape.models import ChannelKind, Conversation, ConversationStatus, Message
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
@@ -50,7 +51,7 @@ _RAW_EXTENSIONS = {"message/rfc822": "eml", "application/json": "json", "text/pl
 
 
 @router.get("/messages/{message_id}/raw", response_class=Response)
-def get_raw(message_id: int, session: DbSession, user: CurrentUser):
+def get_raw(message_id: IdPath, session: DbSession, user: CurrentUser):
     """The raw source of a message, byte for byte as it arrived."""
     raw = service.get_raw_source(session, message_id=message_id)
     extension = _RAW_EXTENSIONS.get(raw.content_type, "bin")
@@ -66,8 +67,8 @@ def list_conversations(
     session: DbSession,
     user: CurrentUser,
     status: ConversationStatus | None = None,
-    assignee_id: int | None = None,
-    customer_id: int | None = None,
+    assignee_id: IdQuery = None,
+    customer_id: IdQuery = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     cursor: str | None = None,
 ):
@@ -78,7 +79,7 @@ def list_conversations(
 
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationDetailOut)
-def get_conversation(conversation_id: int, session: DbSession, user: CurrentUser):
+def get_conversation(conversation_id: IdPath, session: DbSession, user: CurrentUser):
     conversation = service.get_conversation(session, conversation_id)
     return ConversationDetailOut(
         **conversation_out(conversation).model_dump(),
@@ -87,14 +88,14 @@ def get_conversation(conversation_id: int, session: DbSession, user: CurrentUser
 
 
 @router.post("/conversations/{conversation_id}/replies", response_model=MessageOut, status_code=201)
-def post_reply(conversation_id: int, body: ReplyIn, session: DbSession, user: CurrentUser):
+def post_reply(conversation_id: IdPath, body: ReplyIn, session: DbSession, user: CurrentUser):
     conversation = service.get_conversation(session, conversation_id, with_messages=False)
     message = service.add_reply(session, conversation=conversation, author=user, body=body.body, internal=body.internal)
     return message_out(message)
 
 
 @router.patch("/conversations/{conversation_id}", response_model=ConversationOut)
-def patch_conversation(conversation_id: int, body: ConversationPatch, session: DbSession, user: CurrentUser):
+def patch_conversation(conversation_id: IdPath, body: ConversationPatch, session: DbSession, user: CurrentUser):
     conversation = service.get_conversation(session, conversation_id, with_messages=False)
     changes = body.model_dump(exclude_unset=True)
     updated = service.update_conversation(session, conversation=conversation, actor=user, **changes)

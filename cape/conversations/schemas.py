@@ -5,25 +5,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cape.kit.validation import EmailAddress
+from cape.kit.validation import DbId, EmailAddress, Text
 from cape.models import ConversationStatus, Priority
 
 
 class InboundFrom(BaseModel):
     email: EmailAddress | None = None
-    phone: str | None = Field(default=None, max_length=40)
-    name: str | None = Field(default=None, max_length=200)
+    phone: Text | None = Field(default=None, max_length=40)
+    name: Text | None = Field(default=None, max_length=200)
 
 
 class InboundIn(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     channel: Literal["web", "api"] = "api"
-    external_id: str | None = Field(default=None, min_length=1, max_length=500)
+    external_id: Text | None = Field(default=None, min_length=1, max_length=500)
     from_: InboundFrom = Field(alias="from")
-    subject: str | None = Field(default=None, max_length=998)
-    body: str = Field(min_length=1, max_length=200_000)
-    conversation_id: int | None = None
+    subject: Text | None = Field(default=None, max_length=998)
+    body: Text = Field(min_length=1, max_length=200_000)
+    conversation_id: DbId | None = None
 
 
 class InboundOut(BaseModel):
@@ -94,16 +94,16 @@ class ConversationPage(BaseModel):
 
 
 class ReplyIn(BaseModel):
-    body: str = Field(min_length=1, max_length=100_000)
+    body: Text = Field(min_length=1, max_length=100_000)
     internal: bool = False
 
 
 class ConversationPatch(BaseModel):
     status: ConversationStatus | None = None
-    assignee_id: int | None = None
-    team_id: int | None = None
+    assignee_id: DbId | None = None
+    team_id: DbId | None = None
     priority: Priority | None = None
-    tags: list[str] | None = Field(default=None, max_length=50)
+    tags: list[Text] | None = Field(default=None, max_length=50)
     snoozed_until: datetime | None = None
 
     @field_validator("status", "priority", "tags")

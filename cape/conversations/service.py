@@ -126,7 +126,7 @@ def _file_inbound(session: Session, *, inbound: InboundMessage, raw_id: int) -> 
 
     customer_id = resolve_customer_id(session, sender=inbound.sender)
     now = utcnow()
-    subject = (inbound.subject or "").strip()[:998] or None
+    subject = _storable(inbound.subject or "").strip()[:998] or None
     conversation = _conversation_for(session, inbound=inbound, customer_id=customer_id)
     if conversation is None:
         conversation_id = session.execute(
@@ -153,8 +153,8 @@ def _file_inbound(session: Session, *, inbound: InboundMessage, raw_id: int) -> 
         {
             "conversation_id": conversation_id, "customer_id": customer_id, "channel_id": channel.id,
             "direction": MessageDirection.inbound, "author_type": AuthorType.customer, "subject": subject,
-            "body_text": inbound.body_text,
-            "body_html": sanitize_html(inbound.body_html) if inbound.body_html else None,
+            "body_text": _storable(inbound.body_text),
+            "body_html": sanitize_html(_storable(inbound.body_html)) if inbound.body_html else None,
             "external_id": inbound.external_id, "raw_source_id": raw_id, "meta": inbound.meta,
             "created_at": now, "author_user_id": None, "delivery_status": None, "delivery_error": None,
         },
@@ -177,6 +177,11 @@ def _file_inbound(session: Session, *, inbound: InboundMessage, raw_id: int) -> 
         conversation_id=conversation_id, message_id=message_id, direction="inbound",
     )  # fmt: skip
     return IngestResult(customer_id, conversation_id, message_id, True, raw_id)
+
+
+def _storable(text: str) -> str:
+    """Text as the database can keep it (PostgreSQL refuses NUL); the raw source keeps the original."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
 def _log(session: Session, customer_id: int, conversation_id: int, kind: str, at: datetime, **data: object) -> None:
@@ -371,6 +376,19 @@ def update_conversation(
 ) -> Conversation:
     """Change status, assignee, team, priority or tags; each change is written to the activity log."""
     now = utcnow()
+    before = _state(conversation)
+    if (
+        snoozed_until is not _UNSET
+        and status in (_UNSET, ConversationStatus.snoozed)
+        and conversation.status is ConversationStatus.snoozed
+        and snoozed_until != conversation.snoozed_until
+    ):
+        if not isinstance(snoozed_until, datetime) or snoozed_until <= now:
+            raise InvalidInput("snoozed_until", "a future time is required to snooze")
+        _record(session, conversation, actor, "snooze_changed",
+                old=conversation.snoozed_until.isoformat() if conversation.snoozed_until else None,
+                new=snoozed_until.isoformat())  # fmt: skip
+        conversation.snoozed_until = snoozed_until
     if status is not _UNSET and status != conversation.status:
         assert isinstance(status, ConversationStatus)
         if status is ConversationStatus.snoozed:
@@ -415,11 +433,20 @@ def update_conversation(
         conversation.priority = priority
     if tags is not _UNSET:
         _set_tags(session, conversation=conversation, actor=actor, tags=tags)  # type: ignore[arg-type]
-    conversation.last_activity_at = now
+    if _state(conversation) != before:  # a request that changes nothing leaves the inbox order alone
+        conversation.last_activity_at = now
+        session.flush()
+        events.emit(session, "conversation.updated", conversation_id=conversation.id)
     session.flush()
     session.refresh(conversation)
-    events.emit(session, "conversation.updated", conversation_id=conversation.id)
     return get_conversation(session, conversation.id, with_messages=False)
+
+
+def _state(conversation: Conversation) -> tuple:
+    return (
+        conversation.status, conversation.assignee_id, conversation.team_id, conversation.priority,
+        conversation.snoozed_until, tuple(sorted(t.tag for t in conversation.tags)),
+    )  # fmt: skip
 
 
 def _set_tags(session: Session, *, conversation: Conversation, actor: User, tags: list[str]) -> None:

@@ -7,25 +7,26 @@ from fastapi import APIRouter
 from cape.auth.deps import CurrentUser, DbSession
 from cape.customers import service
 from cape.customers.schemas import CustomerOut, MergeIn, TimelineItemOut, TimelineOut
+from cape.kit.validation import IdPath
 from cape.models import Message
 
 router = APIRouter(prefix="/api/v1", tags=["customers"])
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut)
-def get_customer(customer_id: int, session: DbSession, user: CurrentUser):
+def get_customer(customer_id: IdPath, session: DbSession, user: CurrentUser):
     return service.get_customer(session, customer_id)
 
 
 @router.get("/customers/{customer_id}/timeline", response_model=TimelineOut)
-def customer_timeline(customer_id: int, session: DbSession, user: CurrentUser):
+def customer_timeline(customer_id: IdPath, session: DbSession, user: CurrentUser):
     customer = service.get_customer(session, customer_id)
     entries = service.customer_timeline(session, customer=customer)
     return TimelineOut(customer_id=customer.id, items=[_timeline_item(e) for e in entries])
 
 
 @router.post("/customers/{customer_id}/merge", response_model=CustomerOut)
-def merge_customers(customer_id: int, body: MergeIn, session: DbSession, user: CurrentUser):
+def merge_customers(customer_id: IdPath, body: MergeIn, session: DbSession, user: CurrentUser):
     target = service.get_customer(session, customer_id)
     other = service.get_customer(session, body.other_id)
     return service.merge_customers(session, target=target, other=other, actor=user)

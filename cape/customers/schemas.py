@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from cape.kit.validation import DbId
 from cape.models import IdentityKind
 
 
@@ -42,7 +43,7 @@ class CustomerOut(BaseModel):
 
 
 class MergeIn(BaseModel):
-    other_id: int
+    other_id: DbId
 
 
 class TimelineItemOut(BaseModel):

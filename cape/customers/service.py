@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -85,7 +86,7 @@ def resolve_customer_id(session: Session, *, sender: Sender) -> int:
         for row in session.execute(_IDENTITIES_BY_VALUE, {"values": [value for _, value in identities]})
     }
     customer_id = next((known[pair] for pair in identities if pair in known), None)
-    name = (sender.name or "").strip()[:200] or None
+    name = (sender.name or "").replace("\x00", "").strip()[:200] or None
     if customer_id is None:
         customer_id = session.execute(_INSERT_CUSTOMER, {"name": name, "created_at": utcnow()}).scalar_one()
     else:
@@ -124,7 +125,7 @@ def get_customer(session: Session, customer_id: int) -> Customer:
 def find_customer(session: Session, reference: str) -> Customer:
     """A customer by number ("42" or "#42"), email address or phone number."""
     reference = reference.strip()
-    if reference.lstrip("#").isdigit():
+    if re.fullmatch(r"#?\d{1,18}", reference):
         return get_customer(session, int(reference.lstrip("#")))
     kind = IdentityKind.email if "@" in reference else IdentityKind.phone
     value = normalize_identity(kind, reference)

@@ -18,6 +18,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         at, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return datetime.fromisoformat(at), int(row_id)
+        at, row_id = datetime.fromisoformat(at), int(row_id)
     except (ValueError, TypeError, json.JSONDecodeError) as exc:
         raise InvalidInput("cursor", "not a cursor returned by this API") from exc
+    if at.tzinfo is None or not 0 < row_id < 2**63:
+        raise InvalidInput("cursor", "not a cursor returned by this API")
+    return at, row_id

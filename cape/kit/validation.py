@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator
+from fastapi import Path, Query
+from pydantic import AfterValidator, Field
 
 
 def _email(value: str) -> str:
@@ -18,3 +19,21 @@ def _email(value: str) -> str:
 
 
 EmailAddress = Annotated[str, AfterValidator(_email)]
+
+
+# Ids are 64-bit in the database: a larger number is bad input, not a server error.
+MAX_ID = 2**63 - 1
+DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+# Text stored in the database: PostgreSQL cannot store NUL characters in text columns.
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 from urllib.parse import urlencode, urlparse
 
@@ -15,6 +16,7 @@ from cape.channels.email import service as email_service
 from cape.conversations import service
 from cape.customers import service as customers_service
 from cape.kit.errors import CapeError, InvalidInput
+from cape.kit.validation import IdPath
 from cape.models import ChannelKind, ConversationStatus, Priority, User
 from cape.web.actions import action_card_context
 from cape.web.render import render
@@ -22,6 +24,7 @@ from cape.web.render import render
 router = APIRouter(include_in_schema=False)
 
 INBOX_VIEWS = ("mine", "unassigned", "all")
+CONTACT_MESSAGE_MAX_CHARS = 20_000
 
 
 def _safe_next(target: str | None) -> str:
@@ -123,14 +126,14 @@ def _conversation_context(session, conversation_id: int, user: User):
 
 
 @router.get("/conversations/{conversation_id}")
-def conversation_page(request: Request, conversation_id: int, session: DbSession, user: CurrentUser):
+def conversation_page(request: Request, conversation_id: IdPath, session: DbSession, user: CurrentUser):
     return render(request, "conversation.html", _conversation_context(session, conversation_id, user), user=user)
 
 
 @router.post("/conversations/{conversation_id}/reply")
 def conversation_reply(
     request: Request,
-    conversation_id: int,
+    conversation_id: IdPath,
     session: DbSession,
     user: CurrentUser,
     body: Annotated[str, Form()] = "",
@@ -151,7 +154,7 @@ def conversation_reply(
 @router.post("/conversations/{conversation_id}/update")
 def conversation_update(
     request: Request,
-    conversation_id: int,
+    conversation_id: IdPath,
     session: DbSession,
     user: CurrentUser,
     status: Annotated[str | None, Form()] = None,
@@ -160,27 +163,44 @@ def conversation_update(
     tags: Annotated[str | None, Form()] = None,
 ):
     conversation = service.get_conversation(session, conversation_id, with_messages=False)
-    changes: dict = {}
-    if status:
-        changes["status"] = ConversationStatus(status)
-    if assignee_id is not None:
-        changes["assignee_id"] = int(assignee_id) if assignee_id.strip() else None
-    if priority:
-        changes["priority"] = Priority(priority)
-    if tags is not None:
-        changes["tags"] = [t for t in tags.split(",") if t.strip()]
-    service.update_conversation(session, conversation=conversation, actor=user, **changes)
+    error = None
+    try:
+        with session.begin_nested():  # a refused change leaves nothing half done
+            changes = _form_changes(status=status, assignee_id=assignee_id, priority=priority, tags=tags)
+            service.update_conversation(session, conversation=conversation, actor=user, **changes)
+    except CapeError as exc:
+        error = exc.message
     if request.headers.get("hx-request"):
-        session.flush()
         session.expire_all()
-        return render(
-            request, "_conversation_main.html", _conversation_context(session, conversation_id, user), user=user
-        )
+        context = _conversation_context(session, conversation_id, user) | {"update_error": error}
+        return render(request, "_conversation_main.html", context, user=user)
+    if error:
+        raise InvalidInput("form", error)
     return RedirectResponse(f"/conversations/{conversation_id}", status_code=303)
 
 
+def _form_changes(*, status: str | None, assignee_id: str | None, priority: str | None, tags: str | None) -> dict:
+    changes: dict = {}
+    if status:
+        if status not in ConversationStatus.__members__:
+            raise InvalidInput("status", f"unknown status {status!r}")
+        changes["status"] = ConversationStatus(status)
+    if assignee_id is not None:
+        value = assignee_id.strip()
+        if value and not re.fullmatch(r"\d{1,18}", value):
+            raise InvalidInput("assignee_id", "not a user")
+        changes["assignee_id"] = int(value) if value else None
+    if priority:
+        if priority not in Priority.__members__:
+            raise InvalidInput("priority", f"unknown priority {priority!r}")
+        changes["priority"] = Priority(priority)
+    if tags is not None:
+        changes["tags"] = [t for t in tags.split(",") if t.strip()]
+    return changes
+
+
 @router.get("/customers/{customer_id}")
-def customer_page(request: Request, customer_id: int, session: DbSession, user: CurrentUser):
+def customer_page(request: Request, customer_id: IdPath, session: DbSession, user: CurrentUser):
     return render(request, "customer.html", _customer_context(session, customer_id), user=user)
 
 
@@ -196,7 +216,7 @@ def _customer_context(session, customer_id: int) -> dict:
 @router.post("/customers/{customer_id}/merge")
 def customer_merge(
     request: Request,
-    customer_id: int,
+    customer_id: IdPath,
     session: DbSession,
     user: CurrentUser,
     other: Annotated[str, Form()] = "",
@@ -204,10 +224,11 @@ def customer_merge(
     """Fold a duplicate (given by customer number, email or phone) into this customer."""
     target = customers_service.get_customer(session, customer_id)
     try:
-        duplicate = customers_service.find_customer(session, other)
-        customers_service.merge_customers(session, target=target, other=duplicate, actor=user)
+        with session.begin_nested():  # a refused merge leaves nothing half done
+            duplicate = customers_service.find_customer(session, other)
+            customers_service.merge_customers(session, target=target, other=duplicate, actor=user)
     except CapeError as exc:
-        session.rollback()
+        session.expire_all()
         context = _customer_context(session, customer_id) | {"merge_error": exc.message, "merge_value": other}
         return render(request, "customer.html", context, user=user, status_code=exc.status_code)
     return RedirectResponse(f"/customers/{customer_id}", status_code=303)
@@ -234,6 +255,8 @@ def contact_submit(
         errors["email"] = "required"
     if not message.strip():
         errors["message"] = "required"
+    elif len(message) > CONTACT_MESSAGE_MAX_CHARS:
+        errors["message"] = "too_long"
     if website:
         return render(request, "contact_thanks.html", {})
     if not errors:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from cape.auth.deps import CurrentUser, DbSession
 from cape.channels.email import service
+from cape.kit.validation import IdPath
 
 router = APIRouter(prefix="/api/v1", tags=["attachments"])
 
@@ -30,12 +31,12 @@ class AttachmentOut(BaseModel):
 
 
 @router.get("/messages/{message_id}/attachments", response_model=list[AttachmentOut])
-def list_attachments(message_id: int, session: DbSession, user: CurrentUser):
+def list_attachments(message_id: IdPath, session: DbSession, user: CurrentUser):
     return service.message_attachments(session, message_id=message_id)
 
 
 @router.get("/attachments/{attachment_id}", response_class=FileResponse)
-def download_attachment(attachment_id: int, request: Request, session: DbSession, user: CurrentUser):
+def download_attachment(attachment_id: IdPath, request: Request, session: DbSession, user: CurrentUser):
     """The file; served as a download, never rendered by the browser in our origin."""
     attachment, path = service.attachment_file(
         session, attachment_id=attachment_id, data_dir=request.app.state.settings.data_dir
