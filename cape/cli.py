@@ -125,8 +125,18 @@ def _serve(settings: Settings, *, workers: int, jobs: bool) -> None:
         import os
 
         os.environ.update({f"CAPE_{k.upper()}": str(v) for k, v in _env_overrides(settings).items()})
-        uvicorn.run("cape.app:create_app", factory=True, host=settings.host, port=settings.port,
-                    workers=workers, access_log=False, log_config=None)  # fmt: skip
+        consumer = None
+        if jobs:  # the web workers serve requests; this supervising process runs the jobs
+            from cape import jobs as job_queue
+
+            job_queue.configure(_session_factory(settings), settings)
+            consumer = job_queue.start_in_process_consumer()
+        try:
+            uvicorn.run("cape.app:create_app", factory=True, host=settings.host, port=settings.port,
+                        workers=workers, access_log=False, log_config=None)  # fmt: skip
+        finally:
+            if consumer is not None:
+                consumer.stop(graceful=True)
         return
     application = create_app(settings, run_jobs=jobs)
     uvicorn.run(application, host=settings.host, port=settings.port, access_log=False, log_config=None)
@@ -178,6 +188,27 @@ def token_create(
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(plain)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    email: Annotated[str, typer.Option("--email", help="Revoke every API token of this user.")],
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Revoke all API tokens of a user (for a lost laptop or a leaked token)."""
+    from cape.auth.service import get_user_by_email, revoke_api_tokens
+    from cape.db import unit_of_work
+    from cape.kit.errors import NotFound
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    try:
+        with unit_of_work(_session_factory(settings)) as session:
+            count = revoke_api_tokens(session, user=get_user_by_email(session, email))
+    except NotFound as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"revoked {count} token{'s' if count != 1 else ''}")
 
 
 @users_app.command("create")

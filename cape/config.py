@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import time
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -67,12 +69,21 @@ class Settings(BaseSettings):
         if self.secret_key.get_secret_value():
             return self.secret_key.get_secret_value()
         path = self.data_dir / "secret_key"
-        if path.exists():
-            return path.read_text().strip()
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            # Created exclusively, readable by the owner only: several processes starting at
+            # once must all end up with the one key that won.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            for _ in range(50):  # another process may be between creating and writing it
+                key = path.read_text().strip()
+                if key:
+                    return key
+                time.sleep(0.05)
+            raise RuntimeError(f"{path} is empty") from None
         key = secrets.token_urlsafe(48)
-        path.write_text(key)
-        path.chmod(0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
         return key
 
     @property

@@ -73,3 +73,13 @@ def test_users_and_tokens_from_the_command_line(fresh):
 
     unknown = cape(settings, "token", "create", "--email", "nobody@example.com")
     assert unknown.returncode == 1 and "no user" in unknown.stderr
+
+
+def test_token_revoke_stops_a_leaked_token(fresh):
+    settings, _ = fresh
+    assert cape(settings, "users", "create", "--email", "ops@example.com", "--name", "Ops").returncode == 0
+    plain = cape(settings, "token", "create", "--email", "ops@example.com").stdout.strip()
+    revoked = cape(settings, "token", "revoke", "--email", "ops@example.com")
+    assert revoked.returncode == 0 and "revoked 1 token" in revoked.stdout
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {plain}"}).status_code == 401

@@ -6,7 +6,8 @@ from fastapi import APIRouter
 
 from cape.auth import service
 from cape.auth.deps import Admin, CurrentUser, DbSession
-from cape.auth.schemas import TeamCreate, TeamOut, UserCreate, UserOut
+from cape.auth.schemas import TeamCreate, TeamOut, UserCreate, UserOut, UserPatch
+from cape.kit.validation import IdPath
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
 
@@ -24,6 +25,13 @@ def me(user: CurrentUser):
 @router.post("/users", response_model=UserOut, status_code=201)
 def create_user(body: UserCreate, session: DbSession, admin: Admin):
     return service.create_user(session, **body.model_dump())
+
+
+@router.patch("/users/{user_id}", response_model=UserOut)
+def update_user(user_id: IdPath, body: UserPatch, session: DbSession, admin: Admin):
+    """Rename, change role or language, deactivate (sessions and tokens stop working) or reactivate."""
+    user = service.get_user(session, user_id)
+    return service.update_user(session, user=user, actor=admin, **body.model_dump(exclude_unset=True))
 
 
 @router.get("/teams", response_model=list[TeamOut], tags=["teams"])

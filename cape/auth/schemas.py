@@ -37,3 +37,10 @@ class TeamOut(BaseModel):
 class TeamCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     member_ids: list[DbId] = Field(default_factory=list, max_length=500)
+
+
+class UserPatch(BaseModel):
+    name: Text | None = Field(default=None, min_length=1, max_length=200)
+    role: Role | None = None
+    language: str | None = None
+    is_active: bool | None = None

@@ -145,3 +145,44 @@ def create_team(session: Session, *, name: str, member_ids: list[int]) -> Team:
     session.add_all(TeamMember(team_id=team.id, user_id=user_id) for user_id in sorted(known))
     session.flush()
     return team
+
+
+def update_user(
+    session: Session,
+    *,
+    user: User,
+    actor: User,
+    name: str | None = None,
+    role: Role | None = None,
+    language: str | None = None,
+    is_active: bool | None = None,
+) -> User:
+    """Rename, change the role or language of, deactivate or reactivate a user.
+
+    A deactivated user's sessions and API tokens stop working at their next request.
+    """
+    if user.id == actor.id and (is_active is False or (role is not None and role is not actor.role)):
+        raise Conflict("you cannot deactivate yourself or change your own role")
+    if language is not None and language not in SUPPORTED_LANGUAGES:
+        raise InvalidInput("language", f"must be one of {', '.join(SUPPORTED_LANGUAGES)}")
+    if name is not None:
+        user.name = name.strip()
+    if role is not None:
+        user.role = role
+    if language is not None:
+        user.language = language
+    if is_active is not None:
+        user.is_active = is_active
+    session.flush()
+    return user
+
+
+def revoke_api_tokens(session: Session, *, user: User) -> int:
+    """Revoke every API token of a user; returns how many were live."""
+    tokens = session.scalars(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None)))
+    count = 0
+    for token in tokens:
+        token.revoked_at = utcnow()
+        count += 1
+    session.flush()
+    return count

@@ -28,7 +28,9 @@ def _make_huey(settings: Settings) -> Huey:
     return SqliteHuey("cape", filename=str(settings.data_dir / "jobs.db"))
 
 
-huey: Huey = _make_huey(Settings())
+# The queue's storage is chosen when the app or worker starts (``configure``), from the settings
+# it was started with, command-line overrides included; until then tasks queue in memory.
+huey: Huey = MemoryHuey("cape", immediate=Settings().jobs_backend == "immediate")
 
 _runtime: dict[str, Any] = {}
 
@@ -38,6 +40,15 @@ def configure(session_factory: sessionmaker[Session], settings: Settings | None 
     _runtime["session_factory"] = session_factory
     if settings is not None:
         _runtime["settings"] = settings
+        _use_storage(settings)
+
+
+def _use_storage(settings: Settings) -> None:
+    if settings.jobs_backend == "immediate":
+        huey.immediate = True
+        return
+    huey.immediate = False
+    huey.storage = _make_huey(settings).storage
 
 
 def _session_factory() -> sessionmaker[Session]:

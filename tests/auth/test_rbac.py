@@ -140,3 +140,17 @@ def test_teams_admins_create_everyone_reads_and_conversations_join_them(client, 
     patched = client.patch(url, json={"team_id": created.json()["id"]}, headers=alice_agent.headers)
     assert patched.json()["team_id"] == created.json()["id"]
     assert client.patch(url, json={"team_id": 424242}, headers=alice_agent.headers).status_code == 422
+
+
+def test_admin_deactivates_a_user_whose_token_then_stops_working(client, alice_agent, bob_supervisor, carol_admin):
+    url = f"/api/v1/users/{alice_agent.user.id}"
+    assert client.patch(url, json={"is_active": False}, headers=bob_supervisor.headers).status_code == 403
+    assert client.get("/api/v1/users/me", headers=alice_agent.headers).status_code == 200
+    response = client.patch(url, json={"is_active": False, "role": "supervisor"}, headers=carol_admin.headers)
+    assert response.status_code == 200
+    assert response.json()["is_active"] is False and response.json()["role"] == "supervisor"
+    assert client.get("/api/v1/users/me", headers=alice_agent.headers).status_code == 401
+    own = client.patch(f"/api/v1/users/{carol_admin.user.id}", json={"is_active": False}, headers=carol_admin.headers)
+    assert own.status_code == 409
+    bad = client.patch(url, json={"language": "xx"}, headers=carol_admin.headers)
+    assert bad.status_code == 422

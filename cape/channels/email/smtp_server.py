@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -31,9 +29,6 @@ class InboundMailHandler:
         self.settings = settings
         # The database work is synchronous: it runs on these threads, off the event loop.
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cape-smtp")
-        # SQLite has one writer at a time and its busy handler sleeps while it waits; taking
-        # turns here instead keeps the writers from sleeping through each other's commits.
-        self._write_turn = threading.Lock() if settings.is_sqlite else contextlib.nullcontext()
         self._recipients: dict[str, tuple[float, Channel | None]] = {}
 
     async def handle_RCPT(self, server: SMTP, session: SmtpSession, envelope: Envelope, address: str, rcpt_options):
@@ -87,7 +82,8 @@ class InboundMailHandler:
 
     def _receive(self, mail_from: str | None, recipients: list[str], raw: bytes) -> None:
         channels = {c.id: c for c in map(self._channel, recipients) if c is not None}
-        with self._write_turn, self.session_factory() as session:
+        # SQLite writers take turns on the engine's own mutex (cape.db), not in SQLite's busy handler.
+        with self.session_factory() as session:
             for channel_id in sorted(channels):
                 # receive_email commits before returning, so 250 is said only after commit.
                 receive_email(

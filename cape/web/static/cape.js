@@ -74,6 +74,30 @@
     if (row && !event.target.closest("a")) window.location.href = row.dataset.href;
   });
 
+  // HTMX does not swap error responses; say what went wrong instead of doing nothing.
+  function notify(text) {
+    let box = document.getElementById("notice");
+    if (!box) {
+      box = document.createElement("div");
+      box.id = "notice";
+      box.setAttribute("role", "alert");
+      document.body.appendChild(box);
+    }
+    box.textContent = text;
+    box.hidden = false;
+    clearTimeout(box._timer);
+    box._timer = setTimeout(() => { box.hidden = true; }, 8000);
+  }
+
+  document.addEventListener("htmx:responseError", (event) => {
+    const xhr = event.detail.xhr;
+    if (xhr.status === 401) { window.location.href = "/login?next=" + encodeURIComponent(location.pathname); return; }
+    let message = xhr.statusText || "Request failed";
+    try { message = JSON.parse(xhr.responseText).error.message || message; } catch (_) { /* not JSON */ }
+    notify(message);
+  });
+  document.addEventListener("htmx:sendError", () => notify("The server could not be reached. Try again."));
+
   document.addEventListener("htmx:afterSwap", (event) => {
     localTimes(event.target);
     if (selected) select(rows().find((r) => r.dataset.conversationId === selected));
