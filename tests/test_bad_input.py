@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +11,7 @@ from sqlalchemy import select
 
 from cape.models import Conversation, Message
 from tests.fixtures.factories import make_inbound
+from tests.fixtures.web import form_csrf, sign_in
 
 HUGE = 2**63
 
@@ -87,15 +87,8 @@ def test_a_snooze_can_be_moved(client, db, alice_agent):
     assert past.status_code == 422
 
 
-def _sign_in(client, actor) -> dict:
-    page = client.get("/login").text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    client.post("/login", data={"email": actor.user.email, "password": "correct horse battery", "csrf_token": token})
-    return {"X-CSRF-Token": re.search(r'name="csrf-token" content="([^"]+)"', client.get("/inbox").text).group(1)}
-
-
 def test_conversation_form_explains_bad_values(client, db, alice_agent):
-    headers = _sign_in(client, alice_agent) | {"HX-Request": "true"}
+    headers = sign_in(client, alice_agent) | {"HX-Request": "true"}
     url = f"/conversations/{make_inbound(db).conversation_id}/update"
     for data in ({"status": "bogus"}, {"assignee_id": "abc"}, {"priority": "max"}, {"status": "snoozed"}):
         response = client.post(url, data=data, headers=headers)
@@ -104,7 +97,7 @@ def test_conversation_form_explains_bad_values(client, db, alice_agent):
 
 
 def test_customer_merge_form_refuses_odd_numbers(client, db, alice_agent):
-    headers = _sign_in(client, alice_agent)
+    headers = sign_in(client, alice_agent)
     customer_id = make_inbound(db).customer_id
     for other in ("²", "9" * 25):
         response = client.post(f"/customers/{customer_id}/merge", data={"other": other}, headers=headers)
@@ -112,7 +105,7 @@ def test_customer_merge_form_refuses_odd_numbers(client, db, alice_agent):
 
 
 def test_contact_form_refuses_novels(client, db):
-    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/contact").text).group(1)
+    token = form_csrf(client, "/contact")
     response = client.post("/contact", data={"csrf_token": token, "email": "long@example.org", "message": "x" * 20_001})
     assert response.status_code == 422
     assert db.scalars(select(Message)).first() is None

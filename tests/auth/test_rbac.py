@@ -11,6 +11,7 @@ import pytest
 from cape.app import create_app
 from cape.config import Settings
 from tests.fixtures.factories import make_inbound
+from tests.fixtures.web import form_csrf, sign_in
 
 
 def api_routes():
@@ -60,7 +61,7 @@ def test_admin_creates_user_who_can_then_sign_in(client, carol_admin):
     assert again.status_code == 409
 
     login = client.post("/login", data={"email": "nina@example.test", "password": "a-long-password",
-                                        "csrf_token": csrf_from(client)}, follow_redirects=False)  # fmt: skip
+                                        "csrf_token": form_csrf(client)}, follow_redirects=False)  # fmt: skip
     assert login.status_code == 303
     me = client.get("/api/v1/users/me").json()
     assert me["email"] == "nina@example.test"
@@ -73,17 +74,6 @@ def test_user_creation_validates_input(client, carol_admin):
     assert client.post("/api/v1/users", json=bad_role, headers=h).status_code == 422
     short = {"email": "x@example.test", "name": "X", "password": "short"}
     assert client.post("/api/v1/users", json=short, headers=h).status_code == 422
-
-
-def csrf_from(client) -> str:
-    page = client.get("/login")
-    return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-
-
-def sign_in(client, actor, password="correct horse battery"):
-    response = client.post("/login", data={"email": actor.user.email, "password": password,
-                                           "csrf_token": csrf_from(client)}, follow_redirects=False)  # fmt: skip
-    assert response.status_code == 303, response.text
 
 
 def test_cookie_session_needs_csrf_token_for_changes(client, db, alice_agent):
@@ -106,20 +96,20 @@ def test_login_itself_needs_the_csrf_token(client, alice_agent):
 
 def test_wrong_password_is_refused_without_saying_which_part_was_wrong(client, alice_agent):
     for email, password in [(alice_agent.user.email, "wrong"), ("nobody@example.test", "correct horse battery")]:
-        response = client.post("/login", data={"email": email, "password": password, "csrf_token": csrf_from(client)})
+        response = client.post("/login", data={"email": email, "password": password, "csrf_token": form_csrf(client)})
         assert response.status_code == 401
         assert "Wrong email or password" in response.text
 
 
 def test_deactivated_user_cannot_sign_in(client, dave_outsider):
     response = client.post("/login", data={"email": dave_outsider.user.email, "password": "correct horse battery",
-                                           "csrf_token": csrf_from(client)})  # fmt: skip
+                                           "csrf_token": form_csrf(client)})  # fmt: skip
     assert response.status_code == 401
 
 
 def test_open_redirects_are_refused(client, alice_agent):
     response = client.post("/login", data={"email": alice_agent.user.email, "password": "correct horse battery",
-                                           "csrf_token": csrf_from(client), "next": "https://evil.example"},
+                                           "csrf_token": form_csrf(client), "next": "https://evil.example"},
                            follow_redirects=False)  # fmt: skip
     assert response.headers["location"] == "/inbox"
 

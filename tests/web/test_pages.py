@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import select
 
 from cape.models import Conversation, Message, RawSource
 from tests.fixtures.factories import make_inbound
-
-
-def csrf(client, path="/login") -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text).group(1)
-
-
-def sign_in(client, actor):
-    response = client.post("/login", data={"email": actor.user.email, "password": "correct horse battery",
-                                           "csrf_token": csrf(client)}, follow_redirects=False)  # fmt: skip
-    assert response.status_code == 303
-    token = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/inbox").text).group(1)
-    return {"X-CSRF-Token": token}
+from tests.fixtures.web import form_csrf, sign_in
 
 
 def test_pages_send_signed_out_browsers_to_login(client):
@@ -85,7 +72,7 @@ def test_customer_page_shows_the_whole_timeline(client, db, alice_agent):
 
 
 def test_contact_form_creates_a_conversation(client, db):
-    token = csrf(client, "/contact")
+    token = form_csrf(client, "/contact")
     response = client.post(
         "/contact",
         data={
@@ -105,7 +92,7 @@ def test_contact_form_creates_a_conversation(client, db):
 
 
 def test_contact_form_explains_what_is_missing_and_keeps_the_text(client, db):
-    token = csrf(client, "/contact")
+    token = form_csrf(client, "/contact")
     response = client.post("/contact", data={"csrf_token": token, "message": "Long message I wrote"})
     assert response.status_code == 422
     assert "Please give an email address" in response.text
@@ -114,7 +101,7 @@ def test_contact_form_explains_what_is_missing_and_keeps_the_text(client, db):
 
 
 def test_contact_form_silently_drops_bots(client, db):
-    token = csrf(client, "/contact")
+    token = form_csrf(client, "/contact")
     client.post("/contact", data={"csrf_token": token, "email": "bot@example.org", "message": "Buy",
                                   "website": "http://spam.example"})  # fmt: skip
     assert db.scalars(select(Message)).first() is None
@@ -125,7 +112,9 @@ def test_pages_speak_the_agents_language(client, db, carol_admin):
                                                  "password": "mot-de-passe", "language": "fr"},
                          headers=carol_admin.headers)  # fmt: skip
     assert french.status_code == 201
-    client.post("/login", data={"email": "amelie@example.test", "password": "mot-de-passe", "csrf_token": csrf(client)})
+    client.post(
+        "/login", data={"email": "amelie@example.test", "password": "mot-de-passe", "csrf_token": form_csrf(client)}
+    )
     page = client.get("/inbox").text
     assert 'lang="fr"' in page
     assert "Boîte de réception" in page
