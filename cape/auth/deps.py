@@ -80,6 +80,9 @@ def _authenticate(request: Request, session: DbSession, _csrf: Annotated[None, D
         if user is None:
             raise NotAuthenticated("invalid or revoked API token")
         request.state.authenticated_by = "token"
+        # End the lookup's transaction now (it may have noted the token's last use): on SQLite
+        # every transaction holds the one write lock, which the handler should not inherit.
+        session.commit()
         return user
     user_id = request.session.get("user_id")
     if user_id is not None:
