@@ -46,7 +46,7 @@ class Store:
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
-                pass
+                return None  # quiet: the test reads what it needs from the requests
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))

@@ -43,11 +43,11 @@ class Connector:
 
     def carry_out(self, session: Session, action: Action) -> Outcome:
         """Do the work inside the caller's transaction (never commit here)."""
-        raise NotImplementedError
+        raise TypeError(f"connector {self.name!r} is deferred: it delivers after commit, not in the transaction")
 
     def deliver(self, payload: dict[str, Any], *, idempotency_key: str) -> Outcome:
         """Do the work outside any transaction; may be called again with the same key."""
-        raise NotImplementedError
+        raise TypeError(f"connector {self.name!r} carries actions out in the transaction; it has no delivery")
 
 
 def action_payload(action: Action) -> dict[str, Any]:

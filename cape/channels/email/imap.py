@@ -32,7 +32,7 @@ _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
 
 
 class ImapError(Exception):
-    pass
+    """The IMAP server refused a command or could not be reached."""
 
 
 def connect(config: ImapConfig, *, timeout: float = 60) -> imaplib.IMAP4:
@@ -295,7 +295,7 @@ def watch_mailboxes(
         thread.start()
     try:
         while any(t.is_alive() for t in threads) and not stop.wait(1):
-            pass
+            continue
     except KeyboardInterrupt:
         stop.set()
 
