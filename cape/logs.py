@@ -11,6 +11,7 @@ _REDACTED_KEYS = {"password", "token", "secret", "authorization", "cookie", "api
 
 
 def _redact(_logger, _method, event_dict):
+    event_dict.pop("color_message", None)  # uvicorn's terminal-coloured copy of the message
     for key in list(event_dict):
         if any(word in key.lower() for word in _REDACTED_KEYS):
             event_dict[key] = "[redacted]"
