@@ -11,7 +11,6 @@ from fastapi.responses import StreamingResponse
 from cape.actions import service
 from cape.actions.policy import Authority
 from cape.actions.schemas import (
-    MAX_ID,
     ActionIn,
     ActionOut,
     AuthorityIn,
@@ -19,7 +18,6 @@ from cape.actions.schemas import (
     DecisionIn,
     HeroMomentIn,
     HeroMomentOut,
-    PathId,
     ReverseIn,
     ReviewOut,
 )
@@ -27,13 +25,14 @@ from cape.auth import service as auth_service
 from cape.auth.deps import Admin, CurrentUser, DbSession, Supervisor
 from cape.conversations import service as conversations_service
 from cape.kit.clock import utcnow
+from cape.kit.validation import MAX_ID, IdPath
 from cape.models import ActionStatus, ActionType, Role
 
 router = APIRouter(prefix="/api/v1", tags=["actions"])
 
 
 @router.post("/conversations/{conversation_id}/actions", response_model=ActionOut, status_code=201)
-def take_action(conversation_id: PathId, body: ActionIn, session: DbSession, user: CurrentUser):
+def take_action(conversation_id: IdPath, body: ActionIn, session: DbSession, user: CurrentUser):
     """Executed at once within the agent's authority ("executed"), else a request ("pending_approval")."""
     conversation = conversations_service.get_conversation(session, conversation_id, with_messages=False)
     action = service.take_action(
@@ -71,26 +70,26 @@ def review(session: DbSession, user: Supervisor, days: Annotated[int, Query(ge=1
 
 
 @router.get("/actions/{action_id}", response_model=ActionOut)
-def get_action(action_id: PathId, session: DbSession, user: CurrentUser):
+def get_action(action_id: IdPath, session: DbSession, user: CurrentUser):
     return service.get_action(session, action_id)
 
 
 @router.post("/actions/{action_id}/approve", response_model=ActionOut)
-def approve(action_id: PathId, session: DbSession, user: Supervisor, body: DecisionIn | None = None):
+def approve(action_id: IdPath, session: DbSession, user: Supervisor, body: DecisionIn | None = None):
     action = service.get_action(session, action_id)
     service.approve_action(session, action=action, actor=user, note=body.note if body else None)
     return service.get_action(session, action_id)
 
 
 @router.post("/actions/{action_id}/decline", response_model=ActionOut)
-def decline(action_id: PathId, session: DbSession, user: Supervisor, body: DecisionIn | None = None):
+def decline(action_id: IdPath, session: DbSession, user: Supervisor, body: DecisionIn | None = None):
     action = service.get_action(session, action_id)
     service.decline_action(session, action=action, actor=user, note=body.note if body else None)
     return service.get_action(session, action_id)
 
 
 @router.post("/actions/{action_id}/reverse", response_model=ActionOut, status_code=201)
-def reverse(action_id: PathId, body: ReverseIn, session: DbSession, user: CurrentUser):
+def reverse(action_id: IdPath, body: ReverseIn, session: DbSession, user: CurrentUser):
     """A counter-action that undoes an executed one; the original is kept."""
     action = service.get_action(session, action_id)
     counter_action = service.reverse_action(session, action=action, actor=user, reason=body.reason)
@@ -131,13 +130,13 @@ def my_authority(session: DbSession, user: CurrentUser):
 
 
 @router.get("/users/{user_id}/authority", response_model=AuthorityOut)
-def get_user_authority(user_id: PathId, session: DbSession, admin: Admin):
+def get_user_authority(user_id: IdPath, session: DbSession, admin: Admin):
     user = auth_service.get_user(session, user_id)
     return _authority_out(service.authority_for(session, user), user_id=user.id)
 
 
 @router.put("/users/{user_id}/authority", response_model=AuthorityOut)
-def put_user_authority(user_id: PathId, body: AuthorityIn, session: DbSession, admin: Admin):
+def put_user_authority(user_id: IdPath, body: AuthorityIn, session: DbSession, admin: Admin):
     user = auth_service.get_user(session, user_id)
     service.set_authority(session, actor=admin, user=user, **body.model_dump())
     return _authority_out(service.authority_for(session, user), user_id=user.id)
@@ -155,7 +154,7 @@ def put_role_authority(role: Role, body: AuthorityIn, session: DbSession, admin:
 
 
 @router.post("/conversations/{conversation_id}/hero-moments", response_model=HeroMomentOut, status_code=201)
-def record_hero_moment(conversation_id: PathId, body: HeroMomentIn, session: DbSession, user: CurrentUser):
+def record_hero_moment(conversation_id: IdPath, body: HeroMomentIn, session: DbSession, user: CurrentUser):
     conversation = conversations_service.get_conversation(session, conversation_id, with_messages=False)
     hero = auth_service.get_user(session, body.user_id)
     moment = service.record_hero_moment(

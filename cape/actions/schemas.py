@@ -4,18 +4,15 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cape.actions.policy import MAX_AMOUNT
 from cape.conversations.schemas import CustomerRef, UserRef
+from cape.kit.validation import DbId
 from cape.models import ActionStatus, ActionType, Role
 
 Limit = Annotated[int, Field(ge=0, le=MAX_AMOUNT)]
 # Row ids are 64-bit; a larger number is a 422 here rather than an overflow in the database.
-MAX_ID = 2**63 - 1
-RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
-PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 ActionTypeName = Literal["refund", "return", "store_credit", "discount_code", "reship", "service", "goodwill"]
 
@@ -33,7 +30,7 @@ class ActionIn(BaseModel):
     currency: str = Field(min_length=3, max_length=3)
     reason: str = Field(min_length=1, max_length=200)
     note: str | None = Field(default=None, max_length=5000)
-    order_id: RowId | None = None
+    order_id: DbId | None = None
     items: list[ActionItem] = Field(default_factory=list, max_length=100)
     # Returns: with_receipt, sold_here; re-ship: expedited; service/goodwill: description.
     details: dict[str, Any] = Field(default_factory=dict)
@@ -118,10 +115,10 @@ class ReviewOut(BaseModel):
 
 
 class HeroMomentIn(BaseModel):
-    user_id: RowId
+    user_id: DbId
     quote: str = Field(min_length=1, max_length=5000)
     source: Literal["customer_message", "survey", "manual"] = "manual"
-    message_id: RowId | None = None
+    message_id: DbId | None = None
 
 
 class HeroMomentOut(BaseModel):

@@ -7,6 +7,7 @@ import json
 from datetime import datetime
 
 from cape.kit.errors import InvalidInput
+from cape.kit.validation import MAX_ID
 
 
 def encode_cursor(at: datetime, row_id: int) -> str:
@@ -21,6 +22,6 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         at, row_id = datetime.fromisoformat(at), int(row_id)
     except (ValueError, TypeError, json.JSONDecodeError) as exc:
         raise InvalidInput("cursor", "not a cursor returned by this API") from exc
-    if at.tzinfo is None or not 0 < row_id < 2**63:
+    if at.tzinfo is None or not 0 < row_id <= MAX_ID:
         raise InvalidInput("cursor", "not a cursor returned by this API")
     return at, row_id

@@ -9,13 +9,13 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse
 
 from cape.actions import service
-from cape.actions.schemas import MAX_ID, PathId
 from cape.auth import service as auth_service
 from cape.auth.deps import Admin, CurrentUser, DbSession, Supervisor
 from cape.conversations import service as conversations_service
 from cape.kit.clock import utcnow
 from cape.kit.errors import CapeError, InvalidInput
 from cape.kit.money import parse_amount
+from cape.kit.validation import MAX_ID, IdPath
 from cape.models import ActionStatus, ActionType, Customer, Role, User
 from cape.web.render import render
 
@@ -50,7 +50,7 @@ def _conversation_fragment(request: Request, session, user: User, conversation_i
 @router.post("/conversations/{conversation_id}/actions")
 def take_action(
     request: Request,
-    conversation_id: PathId,
+    conversation_id: IdPath,
     session: DbSession,
     user: CurrentUser,
     type: Annotated[str, Form()] = "refund",
@@ -83,7 +83,7 @@ def take_action(
 
 
 @router.post("/actions/{action_id}/reverse")
-def reverse_action(request: Request, action_id: PathId, session: DbSession, user: CurrentUser):
+def reverse_action(request: Request, action_id: IdPath, session: DbSession, user: CurrentUser):
     action = service.get_action(session, action_id)
     reason = request.headers.get("hx-prompt") or "reversed from the conversation page"
     try:
@@ -121,7 +121,7 @@ def approvals_count(session: DbSession, user: Supervisor):
 
 
 @router.post("/approvals/{action_id}/{decision}")
-def decide(request: Request, action_id: PathId, decision: str, session: DbSession, user: Supervisor):
+def decide(request: Request, action_id: IdPath, decision: str, session: DbSession, user: Supervisor):
     error = None
     try:
         # A savepoint, so a refusal part-way leaves nothing behind; the message shows in the list.

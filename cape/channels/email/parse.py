@@ -9,6 +9,7 @@ the caller must still file the message (its raw source is kept byte for byte any
 from __future__ import annotations
 
 import codecs
+import contextlib
 import functools
 import hashlib
 import html
@@ -328,11 +329,9 @@ def header(message: Message, name: str) -> str:
     if isinstance(raw, str) and any("\udc80" <= c <= "\udcff" for c in raw):
         # Undeclared 8-bit bytes: read them as UTF-8, else Windows-1252, not as replacement marks.
         return re.sub(r"\r?\n[ \t]+", " ", _clean(raw)).strip()
-    try:
+    with contextlib.suppress(Exception):  # the fallback below reads the raw value
         value = message.get(name)
         return _clean(str(value)) if value is not None else ""
-    except Exception:  # noqa: S110 - the fallback below reads the raw value
-        pass
     # The modern policy could not parse it: decode the raw value the old way.
     for key, value in message.raw_items():
         if key.lower() == name.lower():
@@ -382,11 +381,9 @@ codecs.register_error("cape-cp1252", _cp1252_fallback)
 
 def _defects(message: Message) -> list:
     found = []
-    try:
+    with contextlib.suppress(Exception):  # defects are only a report
         for part in message.walk():
             found += list(getattr(part, "defects", []))
-    except Exception:  # noqa: S110 - defects are only a report
-        pass
     return found[:20]
 
 
