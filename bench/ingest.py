@@ -34,6 +34,13 @@ TARGET_P99_MS = 50.0
 
 
 def client_worker(url: str, token: str, start: int, count: int, run_id: str, out: mp.Queue) -> None:
+    try:
+        out.put(_post_messages(url, token, start, count, run_id))
+    except Exception as exc:  # the parent must hear of it, not wait for ever
+        out.put(exc)
+
+
+def _post_messages(url: str, token: str, start: int, count: int, run_id: str) -> tuple[list[float], int]:
     parsed = urlparse(url)
     conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
@@ -55,7 +62,7 @@ def client_worker(url: str, token: str, start: int, count: int, run_id: str, out
         if response.status not in (200, 201):
             errors += 1
     conn.close()
-    out.put((latencies, errors))
+    return latencies, errors
 
 
 def run_load(url: str, token: str, messages: int, clients: int) -> dict:
@@ -73,6 +80,8 @@ def run_load(url: str, token: str, messages: int, clients: int) -> dict:
     elapsed = time.perf_counter() - began
     for proc in procs:
         proc.join()
+    if failed := [r for r in results if isinstance(r, Exception)]:
+        raise RuntimeError(f"{len(failed)} client(s) failed: {failed[0]!r}")
     latencies = sorted(lat for lats, _ in results for lat in lats)
     errors = sum(e for _, e in results)
 

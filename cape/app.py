@@ -23,6 +23,7 @@ from cape.auth.api import router as users_router
 from cape.channels.email.api import router as attachments_router
 from cape.config import Settings
 from cape.conversations.api import router as conversations_router
+from cape.conversations.inbound_queue import InboundQueue
 from cape.customers.api import router as customers_router
 from cape.db import create_db_engine, create_session_factory
 from cape.kit.errors import CapeError, InvalidInput, NotAuthenticated
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     async def lifespan(app: FastAPI):
         consumer = jobs.start_in_process_consumer() if run_jobs else None
         yield
+        app.state.inbound_queue.close()
         if consumer is not None:
             consumer.stop(graceful=True)
         engine.dispose()
@@ -60,6 +62,8 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory
+    # Sessions come from app.state at each batch, so a replaced session factory is honoured.
+    app.state.inbound_queue = InboundQueue(lambda: app.state.session_factory())
 
     app.add_middleware(
         SessionMiddleware,

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sqlite3
 import threading
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cape.config import Settings
@@ -24,6 +30,7 @@ def create_db_engine(settings: Settings) -> Engine:
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_size=8,
             max_overflow=8,
+            pool_use_lifo=True,
         )
         _configure_sqlite(engine)
         return engine
@@ -47,20 +54,37 @@ def _configure_sqlite(engine: Engine) -> None:
     # SQLITE_BUSY_SNAPSHOT when another writer committed in between, which no timeout can
     # retry). Threads that find the lock taken would otherwise wait in SQLite's busy handler,
     # which sleeps in steps of up to 100 ms; a mutex wakes the next writer the moment the
-    # previous one commits. Other processes on the same file still meet the busy handler.
-    write_turn = threading.Lock()
-    holders: set[int] = set()
+    # previous one commits. Other processes (web workers, the CLI) and other engines on the
+    # same file queue on a file lock beside it, polled in steps of at most 2 ms.
+    write_turn = WriteTurn()
+    _WRITE_TURNS[engine] = write_turn
+    file_turn = _FileWriteLock.beside(engine)
+    holders: dict[int, bool] = {}  # connections in a transaction: whether they hold write_turn
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        if not write_turn.acquire(timeout=_WRITE_TURN_TIMEOUT_S):
-            raise TimeoutError("the database stayed busy; try again")
+        deadline = time.monotonic() + _WRITE_TURN_TIMEOUT_S
+        took_turn = write_turn.take(_WRITE_TURN_TIMEOUT_S)
         try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if file_turn is not None and not file_turn.acquire(deadline):
+                raise TimeoutError("the database stayed busy; try again")
+            try:
+                # Straight to the driver: this runs for every transaction, and through
+                # exec_driver_sql it cost as much as the rest of a small transaction.
+                conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                if file_turn is not None:
+                    file_turn.release()
+                raise DBAPIError.instance("BEGIN IMMEDIATE", (), exc, sqlite3.Error) from exc
+            except BaseException:
+                if file_turn is not None:
+                    file_turn.release()
+                raise
         except BaseException:
-            write_turn.release()
+            if took_turn:
+                write_turn.give_back()
             raise
-        holders.add(id(conn.connection.dbapi_connection))
+        holders[id(conn.connection.dbapi_connection)] = took_turn
 
     dialect = engine.dialect
     original_commit, original_rollback = dialect.do_commit, dialect.do_rollback
@@ -69,8 +93,11 @@ def _configure_sqlite(engine: Engine) -> None:
         # Called with the pool's proxy or the raw sqlite3 connection, depending on the caller.
         key = id(getattr(connection, "dbapi_connection", connection))
         if key in holders:
-            holders.discard(key)
-            write_turn.release()
+            took_turn = holders.pop(key)
+            if file_turn is not None:
+                file_turn.release()
+            if took_turn:
+                write_turn.give_back()
 
     def do_commit(dbapi_connection) -> None:
         try:
@@ -88,6 +115,82 @@ def _configure_sqlite(engine: Engine) -> None:
     # SQLite's lock still held and fall back into the busy handler.
     dialect.do_commit = do_commit  # type: ignore[method-assign]
     dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+
+
+class WriteTurn:
+    """The right to write to a SQLite database, within this process.
+
+    Each transaction takes it at BEGIN and gives it back at COMMIT or ROLLBACK, which may
+    happen on another thread. A thread may also reserve it across several transactions without
+    ever waiting (``try_reserve``); its transactions then run in the reservation.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reserved_by: int | None = None
+
+    def take(self, timeout: float) -> bool:
+        """Wait for the turn; False when this thread already holds it by reservation."""
+        if self._reserved_by == threading.get_ident():
+            return False
+        if not self._lock.acquire(timeout=timeout):
+            raise TimeoutError("the database stayed busy; try again")
+        return True
+
+    def give_back(self) -> None:
+        self._lock.release()
+
+    @contextmanager
+    def try_reserve(self) -> Iterator[bool]:
+        """Hold the turn for this block if it is free now; yields whether it was."""
+        if not self._lock.acquire(blocking=False):
+            yield False
+            return
+        self._reserved_by = threading.get_ident()
+        try:
+            yield True
+        finally:
+            self._reserved_by = None
+            self._lock.release()
+
+
+_WRITE_TURNS: weakref.WeakKeyDictionary[Engine, WriteTurn] = weakref.WeakKeyDictionary()
+
+
+def write_turn(engine: Engine) -> WriteTurn | None:
+    """The in-process write turn of a SQLite engine; None for PostgreSQL."""
+    return _WRITE_TURNS.get(engine)
+
+
+class _FileWriteLock:
+    """An exclusive lock on a file beside the database, for writers in other processes."""
+
+    def __init__(self, path: str):
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    @classmethod
+    def beside(cls, engine: Engine) -> _FileWriteLock | None:
+        database = engine.url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        lock = cls(database + "-writer.lock")
+        weakref.finalize(engine, os.close, lock._fd)
+        return lock
+
+    def acquire(self, deadline: float) -> bool:
+        delay = 0.0002
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 2, 0.002)
+
+    def release(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:

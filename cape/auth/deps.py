@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -92,6 +93,32 @@ def _authenticate(request: Request, session: DbSession, _csrf: Annotated[None, D
             return user
         request.session.clear()
     raise NotAuthenticated("sign in, or send an API token as 'Authorization: Bearer <token>'")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a request presents, not yet checked against the database: a token or a session's user."""
+
+    token: str | None = None
+    session_user_id: int | None = None
+
+
+async def _credentials(request: Request, _csrf: Annotated[None, Depends(_cookie_csrf_first)]) -> Credentials:
+    # For handlers that check credentials where their own database work happens
+    # (auth.service.active_user_id), saving a thread hop of their own for the lookup.
+    auth = request.headers.get("authorization")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer":
+            raise NotAuthenticated("invalid or revoked API token")
+        return Credentials(token=token.strip())
+    user_id = request.session.get("user_id")
+    if isinstance(user_id, int):
+        return Credentials(session_user_id=user_id)
+    raise NotAuthenticated("sign in, or send an API token as 'Authorization: Bearer <token>'")
+
+
+UncheckedCredentials = Annotated[Credentials, Depends(_credentials)]
 
 
 async def csrf_protect(request: Request) -> None:

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from cape.auth.passwords import hash_password, needs_rehash, verify_password
 from cape.config import SUPPORTED_LANGUAGES
 from cape.kit.clock import utcnow
-from cape.kit.errors import Conflict, InvalidInput, NotFound
+from cape.kit.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from cape.kit.rawsql import RawSql
 from cape.models import ApiToken, Role, Team, TeamMember, User
 
 TOKEN_PREFIX = "cape_"  # noqa: S105 - a public prefix, not a secret
@@ -100,22 +101,49 @@ def create_api_token(session: Session, *, user: User, name: str = "") -> tuple[A
     return token, plain
 
 
-def user_for_token(session: Session, plain: str) -> User | None:
-    """The active user behind a bearer token, or None."""
+# Plain driver statements (see cape.kit.rawsql): every API request runs the first.
+_CALLER_BY_HASH = """SELECT api_tokens.id, api_tokens.last_used_at, users.id, users.is_active
+    FROM api_tokens JOIN users ON users.id = api_tokens.user_id
+    WHERE api_tokens.token_hash = :token_hash AND api_tokens.revoked_at IS NULL"""
+_NOTE_LAST_USE = "UPDATE api_tokens SET last_used_at = :now WHERE id = :token_id"
+_USER_ACTIVE = "SELECT is_active FROM users WHERE id = :user_id"
+
+
+def user_id_for_token(session: Session, plain: str) -> int | None:
+    """The id of the active user behind a bearer token, or None."""
     if not plain.startswith(TOKEN_PREFIX):
         return None
-    row = session.execute(
-        select(ApiToken, User)
-        .join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == _hash_token(plain), ApiToken.revoked_at.is_(None))
-    ).first()
-    if row is None or not row.User.is_active:
+    raw = RawSql.of(session)
+    row = raw.first(_CALLER_BY_HASH, {"token_hash": _hash_token(plain)})
+    if row is None:
+        return None
+    token_id, last_used_at, user_id, is_active = row
+    if not is_active:
         return None
     now = utcnow()
     # Recording every use would turn each API read into a write; minutes are enough.
-    if row.ApiToken.last_used_at is None or now - row.ApiToken.last_used_at > _LAST_USED_RESOLUTION:
-        row.ApiToken.last_used_at = now
-    return row.User
+    last_used_at = raw.read_datetime(last_used_at)
+    if last_used_at is None or now - last_used_at > _LAST_USED_RESOLUTION:
+        raw.execute(_NOTE_LAST_USE, {"now": raw.datetime(now), "token_id": token_id})
+    return user_id
+
+
+def user_for_token(session: Session, plain: str) -> User | None:
+    """The active user behind a bearer token, or None."""
+    user_id = user_id_for_token(session, plain)
+    return None if user_id is None else session.get(User, user_id)
+
+
+def active_user_id(session: Session, *, token: str | None = None, user_id: int | None = None) -> int:
+    """The caller's user id, from an API token or a signed-in session's user; else NotAuthenticated."""
+    if token is not None:
+        found = user_id_for_token(session, token)
+        if found is None:
+            raise NotAuthenticated("invalid or revoked API token")
+        return found
+    if user_id is not None and RawSql.of(session).scalar(_USER_ACTIVE, {"user_id": user_id}):
+        return user_id
+    raise NotAuthenticated("sign in, or send an API token as 'Authorization: Bearer <token>'")
 
 
 def list_teams(session: Session) -> list[tuple[Team, list[int]]]:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from cape.models import Channel, ChannelKind
 
+_BUILTIN_CHANNELS = "cape.builtin_channels"
 _BUILTIN_NAMES = {ChannelKind.web: "Web form", ChannelKind.api: "API"}
 
 
@@ -59,8 +60,13 @@ class InboundMessage:
 def builtin_channel(session: Session, kind: ChannelKind) -> Channel:
     """The single built-in channel of a kind (web form, API), created on first use."""
     key = kind.value
+    known = session.info.setdefault(_BUILTIN_CHANNELS, {})
+    if key in known:
+        return known[key]
     channel = session.scalar(select(Channel).where(Channel.key == key))
     if channel is not None:
+        # Built-in channels are never removed: one lookup serves the session's whole life.
+        known[key] = channel
         return channel
     channel = Channel(key=key, kind=kind, name=_BUILTIN_NAMES.get(kind, kind.value.title()))
     try:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.orm import Session
 
-from cape.auth.deps import CurrentUser, DbSession
+from cape.auth.deps import CurrentUser, DbSession, UncheckedCredentials
+from cape.auth.service import active_user_id
 from cape.channels.base import InboundMessage, Sender, builtin_channel
 from cape.conversations import service
 from cape.conversations.schemas import (
@@ -19,6 +21,7 @@ from cape.conversations.schemas import (
     MessageOut,
     ReplyIn,
 )
+from cape.kit.errors import NotAuthenticated
 from cape.kit.validation import IdPath, IdQuery
 from cape.models import ChannelKind, Conversation, ConversationStatus, Message
 
@@ -26,20 +29,27 @@ router = APIRouter(prefix="/api/v1", tags=["conversations"])
 
 
 @router.post("/messages/inbound", response_model=InboundOut, status_code=201)
-def post_inbound(body: InboundIn, response: Response, session: DbSession, user: CurrentUser):
+async def post_inbound(body: InboundIn, request: Request, response: Response, credentials: UncheckedCredentials):
     """A customer's message from a web form or an integration. Idempotent on external_id."""
-    inbound = InboundMessage(
-        channel=builtin_channel(session, ChannelKind(body.channel)),
-        sender=Sender(email=body.from_.email, phone=body.from_.phone, name=body.from_.name),
-        subject=body.subject,
-        body_text=body.body,
-        external_id=body.external_id,
-        conversation_id=body.conversation_id,
-        raw=body.model_dump_json(by_alias=True).encode(),
-        raw_content_type="application/json",
-        meta={"submitted_by_user_id": user.id},
-    )
-    result = service.ingest(session, inbound=inbound)
+    kind = ChannelKind(body.channel)
+    sender = Sender(email=body.from_.email, phone=body.from_.phone, name=body.from_.name)
+    raw = body.model_dump_json(by_alias=True).encode()
+
+    def prepare(session: Session) -> InboundMessage:
+        # In the inbound writer's transaction: the caller is checked before anything is stored.
+        user_id = active_user_id(session, token=credentials.token, user_id=credentials.session_user_id)
+        return InboundMessage(
+            channel=builtin_channel(session, kind), sender=sender, subject=body.subject, body_text=body.body,
+            external_id=body.external_id, conversation_id=body.conversation_id, raw=raw,
+            raw_content_type="application/json", meta={"submitted_by_user_id": user_id},
+        )  # fmt: skip
+
+    try:
+        result = await request.app.state.inbound_queue.ingest(prepare)
+    except NotAuthenticated:
+        if credentials.session_user_id is not None:
+            request.session.clear()
+        raise
     if not result.created:
         response.status_code = 200
     return InboundOut(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -18,6 +18,7 @@ from cape.kit.clock import utcnow
 from cape.kit.errors import CapeError, InvalidInput, NotFound
 from cape.kit.html import sanitize_html
 from cape.kit.pagination import decode_cursor, encode_cursor
+from cape.kit.rawsql import RawSql, in_list
 from cape.models import (
     Activity,
     Attachment,
@@ -40,20 +41,32 @@ log = logging.getLogger(__name__)
 
 _INGEST_ATTEMPTS = 3
 
-# The ingest path's statements, built once: building a statement per call costs more Python
-# than running it on SQLite.
-_raw_t = RawSource.__table__
-_message_t = Message.__table__
-_conversation_t = Conversation.__table__
-_activity_t = Activity.__table__
-_INSERT_RAW = insert(_raw_t).returning(_raw_t.c.id)
-_MARK_RAW = update(_raw_t).where(_raw_t.c.id == bindparam("raw_id")).values(status=bindparam("new_status"))
-_EXISTING_MESSAGE = select(_message_t.c.id, _message_t.c.conversation_id, _message_t.c.customer_id).where(
-    _message_t.c.channel_id == bindparam("channel_id"), _message_t.c.external_id == bindparam("external_id")
-)
-_INSERT_CONVERSATION = insert(_conversation_t).returning(_conversation_t.c.id)
-_INSERT_MESSAGE = insert(_message_t).returning(_message_t.c.id)
-_INSERT_ACTIVITY = insert(_activity_t)
+# The ingest path's statements, for the driver directly (see cape.kit.rawsql): a Core statement
+# costs more Python than SQLite takes to run it.
+_INSERT_RAW = """INSERT INTO raw_sources (channel_id, external_id, content_type, content, received_at, status)
+    VALUES (:channel_id, :external_id, :content_type, :content, :received_at, :status) RETURNING id"""
+_MARK_RAW = "UPDATE raw_sources SET status = :status WHERE id = :raw_id"
+_FAIL_RAW = "UPDATE raw_sources SET status = :status, error = :error WHERE id = :raw_id"
+_EXISTING_MESSAGE = """SELECT id, conversation_id, customer_id FROM messages
+    WHERE channel_id = :channel_id AND external_id = :external_id"""
+_INSERT_CONVERSATION = """INSERT INTO conversations
+    (customer_id, channel_id, subject, status, priority, created_at, last_activity_at, waiting_since)
+    VALUES (:customer_id, :channel_id, :subject, :status, :priority, :now, :now, :now) RETURNING id"""
+_CONVERSATION_COLUMNS = "conversations.id, conversations.customer_id, conversations.status"
+_CONVERSATION_BY_ID = f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = :conversation_id"
+_TOUCH_CONVERSATION = """UPDATE conversations
+    SET last_activity_at = :now, waiting_since = COALESCE(waiting_since, :now) WHERE id = :conversation_id"""
+_REOPEN_CONVERSATION = """UPDATE conversations
+    SET last_activity_at = :now, waiting_since = COALESCE(waiting_since, :now),
+        status = :status, resolved_at = NULL, snoozed_until = NULL
+    WHERE id = :conversation_id"""
+_INSERT_MESSAGE = """INSERT INTO messages
+    (conversation_id, customer_id, channel_id, direction, author_type, subject, body_text, body_html,
+     external_id, raw_source_id, meta, created_at)
+    VALUES (:conversation_id, :customer_id, :channel_id, :direction, :author_type, :subject, :body_text, :body_html,
+     :external_id, :raw_source_id, :meta, :created_at) RETURNING id"""
+_INSERT_ACTIVITY = """INSERT INTO activities (customer_id, conversation_id, kind, data, created_at)
+    VALUES (:customer_id, :conversation_id, :kind, :data, :created_at)"""
 
 
 @dataclass(frozen=True)
@@ -72,21 +85,44 @@ def ingest(session: Session, *, inbound: InboundMessage) -> IngestResult:
     else is tried, so bad input is kept even when it cannot be filed, and the caller may
     acknowledge its source only once this returns. Idempotent on (channel, external_id).
 
-    This is the hottest path in Cape, so it speaks SQL through Core statements rather than
-    the ORM unit of work (about three times less Python per message).
+    This is the hottest path in Cape, so it speaks plain SQL to the driver rather than through
+    the ORM unit of work or Core (ten times less Python per message).
     """
-    raw_id = session.execute(
+    raw_id = store_raw(session, inbound=inbound)
+    session.commit()
+    return file_stored(session, inbound=inbound, raw_id=raw_id)
+
+
+def ingest_many(session: Session, *, inbounds: list[InboundMessage]) -> list[IngestResult | Exception]:
+    """``ingest`` for several messages in two transactions instead of two each (group commit).
+
+    Every raw source is committed first. Filing then runs in one transaction; should any message
+    fail, that transaction is rolled back and each is filed on its own, so one bad message
+    costs the others nothing but time. Each entry is a result or the error that message met.
+    """
+    raw_ids = [store_raw(session, inbound=inbound) for inbound in inbounds]
+    session.commit()
+    return file_stored_together(session, stored=list(zip(inbounds, raw_ids, strict=True)))
+
+
+def store_raw(session: Session, *, inbound: InboundMessage) -> int:
+    """Keep exactly what the channel handed us; the caller commits before filing it."""
+    raw = RawSql.of(session)
+    return raw.scalar(
         _INSERT_RAW,
         {
             "channel_id": inbound.channel.id,
             "external_id": inbound.external_id,
             "content_type": inbound.raw_content_type,
             "content": inbound.raw,
-            "received_at": utcnow(),
-            "status": RawStatus.received,
+            "received_at": raw.datetime(utcnow()),
+            "status": RawStatus.received.value,
         },
-    ).scalar_one()
-    session.commit()
+    )
+
+
+def file_stored(session: Session, *, inbound: InboundMessage, raw_id: int) -> IngestResult:
+    """File a committed raw source, committing; a failure is recorded on the raw source and raised."""
     for attempt in range(1, _INGEST_ATTEMPTS + 1):
         try:
             result = _file_inbound(session, inbound=inbound, raw_id=raw_id)
@@ -107,58 +143,83 @@ def ingest(session: Session, *, inbound: InboundMessage) -> IngestResult:
     raise AssertionError("unreachable")
 
 
+def file_stored_together(
+    session: Session, *, stored: list[tuple[InboundMessage, int]]
+) -> list[IngestResult | Exception]:
+    """File committed raw sources in one transaction; on any failure, each on its own instead."""
+    try:
+        results: list[IngestResult | Exception] = [
+            _file_inbound(session, inbound=inbound, raw_id=raw_id) for inbound, raw_id in stored
+        ]
+        session.commit()
+        return results
+    except Exception:
+        session.rollback()
+    outcomes: list[IngestResult | Exception] = []
+    for inbound, raw_id in stored:
+        try:
+            outcomes.append(file_stored(session, inbound=inbound, raw_id=raw_id))
+        except Exception as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
 def _mark_raw(session: Session, raw_id: int, status: RawStatus, error: str | None = None) -> None:
+    raw = RawSql.of(session)
     if error is None:
-        session.execute(_MARK_RAW, {"raw_id": raw_id, "new_status": status})
+        raw.execute(_MARK_RAW, {"raw_id": raw_id, "status": status.value})
     else:
-        session.execute(update(_raw_t).where(_raw_t.c.id == raw_id).values(status=status, error=error[:2000]))
+        raw.execute(_FAIL_RAW, {"raw_id": raw_id, "status": status.value, "error": error[:2000]})
 
 
 def _file_inbound(session: Session, *, inbound: InboundMessage, raw_id: int) -> IngestResult:
+    raw = RawSql.of(session)
     channel = inbound.channel
     if inbound.external_id:
-        existing = session.execute(
-            _EXISTING_MESSAGE, {"channel_id": channel.id, "external_id": inbound.external_id}
-        ).first()
+        existing = raw.first(_EXISTING_MESSAGE, {"channel_id": channel.id, "external_id": inbound.external_id})
         if existing is not None:
             _mark_raw(session, raw_id, RawStatus.duplicate)
-            return IngestResult(existing.customer_id, existing.conversation_id, existing.id, False, raw_id)
+            message_id, conversation_id, customer_id = existing
+            return IngestResult(customer_id, conversation_id, message_id, False, raw_id)
 
     customer_id = resolve_customer_id(session, sender=inbound.sender)
-    now = utcnow()
+    at = utcnow()
+    now = raw.datetime(at)
     subject = _storable(inbound.subject or "").strip()[:998] or None
-    conversation = _conversation_for(session, inbound=inbound, customer_id=customer_id)
+    conversation = _conversation_for(raw, inbound=inbound, customer_id=customer_id)
     if conversation is None:
-        conversation_id = session.execute(
+        conversation_id = raw.scalar(
             _INSERT_CONVERSATION,
             {
                 "customer_id": customer_id, "channel_id": channel.id, "subject": subject,
-                "status": ConversationStatus.open, "priority": Priority.normal,
-                "created_at": now, "last_activity_at": now, "waiting_since": now,
+                "status": ConversationStatus.open.value, "priority": Priority.normal.value, "now": now,
             },
-        ).scalar_one()  # fmt: skip
-        _log(session, customer_id, conversation_id, "conversation_opened", now, channel=channel.kind.value)
+        )  # fmt: skip
+        _log(raw, customer_id, conversation_id, "conversation_opened", now, channel=channel.kind.value)
         events.emit(session, "conversation.created", conversation_id=conversation_id)
     else:
-        conversation_id = conversation.id
-        changes: dict = {"last_activity_at": now, "waiting_since": conversation.waiting_since or now}
-        if conversation.status is not ConversationStatus.open:
-            changes |= {"status": ConversationStatus.open, "resolved_at": None, "snoozed_until": None}
-            _log(session, customer_id, conversation_id, "status_changed", now,
-                 old=conversation.status.value, new="open", reason="customer wrote again")  # fmt: skip
-        session.execute(update(_conversation_t).where(_conversation_t.c.id == conversation_id).values(**changes))
+        conversation_id, _, status = conversation
+        if status == ConversationStatus.open.value:
+            raw.execute(_TOUCH_CONVERSATION, {"now": now, "conversation_id": conversation_id})
+        else:
+            raw.execute(
+                _REOPEN_CONVERSATION,
+                {"now": now, "conversation_id": conversation_id, "status": ConversationStatus.open.value},
+            )
+            _log(raw, customer_id, conversation_id, "status_changed", now,
+                 old=status, new="open", reason="customer wrote again")  # fmt: skip
 
-    message_id = session.execute(
+    message_id = raw.scalar(
         _INSERT_MESSAGE,
         {
             "conversation_id": conversation_id, "customer_id": customer_id, "channel_id": channel.id,
-            "direction": MessageDirection.inbound, "author_type": AuthorType.customer, "subject": subject,
-            "body_text": _storable(inbound.body_text),
+            "direction": MessageDirection.inbound.value, "author_type": AuthorType.customer.value,
+            "subject": subject, "body_text": _storable(inbound.body_text),
             "body_html": sanitize_html(_storable(inbound.body_html)) if inbound.body_html else None,
-            "external_id": inbound.external_id, "raw_source_id": raw_id, "meta": inbound.meta,
-            "created_at": now, "author_user_id": None, "delivery_status": None, "delivery_error": None,
+            "external_id": inbound.external_id, "raw_source_id": raw_id, "meta": raw.json(inbound.meta),
+            "created_at": now,
         },
-    ).scalar_one()  # fmt: skip
+    )  # fmt: skip
     if inbound.attachments:
         session.execute(
             insert(Attachment.__table__),
@@ -166,7 +227,7 @@ def _file_inbound(session: Session, *, inbound: InboundMessage, raw_id: int) -> 
                 {
                     "message_id": message_id, "filename": a.filename[:255], "content_type": a.content_type[:255],
                     "size": a.size, "sha256": a.sha256, "content_id": a.content_id, "is_inline": a.is_inline,
-                    "is_stored": a.is_stored, "created_at": now,
+                    "is_stored": a.is_stored, "created_at": at,
                 }
                 for a in inbound.attachments
             ],
@@ -184,35 +245,34 @@ def _storable(text: str) -> str:
     return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
-def _log(session: Session, customer_id: int, conversation_id: int, kind: str, at: datetime, **data: object) -> None:
-    session.execute(
+def _log(raw: RawSql, customer_id: int, conversation_id: int, kind: str, now: object, **data: object) -> None:
+    raw.execute(
         _INSERT_ACTIVITY,
         {
-            "customer_id": customer_id, "conversation_id": conversation_id, "actor_user_id": None,
-            "kind": kind, "data": data, "created_at": at,
+            "customer_id": customer_id, "conversation_id": conversation_id,
+            "kind": kind, "data": raw.json(data), "created_at": now,
         },
     )  # fmt: skip
 
 
-def _conversation_for(session: Session, *, inbound: InboundMessage, customer_id: int):
-    table = Conversation.__table__
-    columns = (table.c.id, table.c.customer_id, table.c.status, table.c.waiting_since)
+def _conversation_for(raw: RawSql, *, inbound: InboundMessage, customer_id: int) -> tuple | None:
+    """(id, customer_id, status) of the conversation a message continues, or None for a new one."""
     if inbound.conversation_id is not None:
-        row = session.execute(select(*columns).where(table.c.id == inbound.conversation_id)).first()
+        row = raw.first(_CONVERSATION_BY_ID, {"conversation_id": inbound.conversation_id})
         if row is None:
             raise InvalidInput("conversation_id", f"conversation {inbound.conversation_id} does not exist")
-        if row.customer_id != customer_id:
+        if row[1] != customer_id:
             raise InvalidInput("conversation_id", "belongs to another customer")
         return row
     if inbound.thread_refs:
-        messages = Message.__table__
-        return session.execute(
-            select(*columns)
-            .join(messages, messages.c.conversation_id == table.c.id)
-            .where(messages.c.channel_id == inbound.channel.id, messages.c.external_id.in_(inbound.thread_refs))
-            .order_by(messages.c.created_at.desc())
-            .limit(1)
-        ).first()
+        refs_sql, refs = in_list("ref", inbound.thread_refs)
+        return raw.first(
+            f"""SELECT {_CONVERSATION_COLUMNS} FROM conversations
+                JOIN messages ON messages.conversation_id = conversations.id
+                WHERE messages.channel_id = :channel_id AND messages.external_id IN {refs_sql}
+                ORDER BY messages.created_at DESC LIMIT 1""",
+            {"channel_id": inbound.channel.id, **refs},
+        )
     return None
 
 

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import phonenumbers
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
 from cape.channels.base import Sender
 from cape.kit.clock import utcnow
 from cape.kit.errors import Conflict, InvalidInput, NotFound
+from cape.kit.rawsql import RawSql
 from cape.models import (
     Action,
     Activity,
@@ -60,53 +61,58 @@ def sender_identities(sender: Sender) -> list[tuple[IdentityKind, str]]:
 
 
 _MAX_MERGE_HOPS = 50
-_identity_t = Identity.__table__
-_customer_t = Customer.__table__
-_IDENTITIES_BY_VALUE = select(_identity_t.c.kind, _identity_t.c.value, _identity_t.c.customer_id).where(
-    _identity_t.c.value.in_(bindparam("values", expanding=True))
-)
-_INSERT_CUSTOMER = insert(_customer_t).returning(_customer_t.c.id)
-_CUSTOMER_LINK = select(_customer_t.c.merged_into_id, _customer_t.c.name).where(
-    _customer_t.c.id == bindparam("customer_id")
+# The ingest hot path's statements, for the driver directly (see cape.kit.rawsql).
+_INSERT_CUSTOMER = "INSERT INTO customers (name, created_at) VALUES (:name, :created_at) RETURNING id"
+_CUSTOMER_LINK = "SELECT merged_into_id, name FROM customers WHERE id = :customer_id"
+_NAME_CUSTOMER = "UPDATE customers SET name = :name WHERE id = :customer_id"
+_INSERT_IDENTITY = (
+    "INSERT INTO identities (customer_id, kind, value, created_at) VALUES (:customer_id, :kind, :value, :created_at)"
 )
 
 
 def resolve_customer_id(session: Session, *, sender: Sender) -> int:
     """The id of the customer behind these identities; a new customer when none is known.
 
-    Runs on the ingest hot path, hence Core statements. A concurrent ingest may insert the
-    same identity between our lookup and insert; the unique constraint then fails the flush
-    and ingest retries, finding it.
+    Runs on the ingest hot path, hence plain driver statements. A concurrent ingest may insert
+    the same identity between our lookup and insert; the unique constraint then fails the
+    insert and ingest retries, finding it.
     """
     identities = sender_identities(sender)
     if not identities:
         raise InvalidInput("from", "give at least an email or a phone number")
+    raw = RawSql.of(session)
+    # One index lookup per (kind, value) pair: the unique index leads with kind.
+    matches = " OR ".join(f"(kind = :kind_{n} AND value = :value_{n})" for n in range(len(identities)))
+    params = {}
+    for n, (kind, value) in enumerate(identities):
+        params[f"kind_{n}"], params[f"value_{n}"] = kind.value, value
     known = {
-        (IdentityKind(row.kind), row.value): row.customer_id
-        for row in session.execute(_IDENTITIES_BY_VALUE, {"values": [value for _, value in identities]})
+        (kind, value): customer_id
+        for kind, value, customer_id in raw.all(
+            f"SELECT kind, value, customer_id FROM identities WHERE {matches}", params
+        )
     }
-    customer_id = next((known[pair] for pair in identities if pair in known), None)
+    customer_id = next((known[(kind.value, value)] for kind, value in identities if (kind.value, value) in known), None)
     name = (sender.name or "").replace("\x00", "").strip()[:200] or None
+    now = raw.datetime(utcnow())
     if customer_id is None:
-        customer_id = session.execute(_INSERT_CUSTOMER, {"name": name, "created_at": utcnow()}).scalar_one()
+        customer_id = raw.scalar(_INSERT_CUSTOMER, {"name": name, "created_at": now})
     else:
-        row = session.execute(_CUSTOMER_LINK, {"customer_id": customer_id}).one()
+        merged_into_id, known_name = raw.first(_CUSTOMER_LINK, {"customer_id": customer_id})
         hops = 0
-        while row.merged_into_id is not None:  # an identity left behind by a merge
+        while merged_into_id is not None:  # an identity left behind by a merge
             hops += 1
             if hops > _MAX_MERGE_HOPS:  # merges lock their rows, so this means corrupted data
                 raise Conflict(f"customer {customer_id} has a merge chain longer than {_MAX_MERGE_HOPS}")
-            customer_id = row.merged_into_id
-            row = session.execute(_CUSTOMER_LINK, {"customer_id": customer_id}).one()
-        if name and not row.name:
-            session.execute(update(_customer_t).where(_customer_t.c.id == customer_id).values(name=name))
-    new = [
-        {"customer_id": customer_id, "kind": kind, "value": value, "created_at": utcnow()}
-        for kind, value in identities
-        if (kind, value) not in known
-    ]
-    if new:
-        session.execute(insert(_identity_t), new)
+            customer_id = merged_into_id
+            merged_into_id, known_name = raw.first(_CUSTOMER_LINK, {"customer_id": customer_id})
+        if name and not known_name:
+            raw.execute(_NAME_CUSTOMER, {"name": name, "customer_id": customer_id})
+    for kind, value in identities:
+        if (kind.value, value) not in known:
+            raw.execute(
+                _INSERT_IDENTITY, {"customer_id": customer_id, "kind": kind.value, "value": value, "created_at": now}
+            )
     return customer_id
 
 

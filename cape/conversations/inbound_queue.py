@@ -1,0 +1,234 @@
+"""Group commit for inbound messages: concurrent ingests share a few transactions.
+
+A request hands its message over and awaits the result without holding a thread of its own.
+Whatever has queued up (up to a limit) is ingested as one batch through ``ingest_many``: every
+raw source committed in one transaction, every message filed in a second. Under load that is two
+commits for a whole batch instead of two per message. A lone message is simply ``ingest`` with a
+batch of one, and no request is answered before its message is committed.
+
+Where batches run:
+- On SQLite, on the event loop itself, when the process's write turn is free at that moment
+  (``WriteTurn.try_reserve`` never waits). SQLite is a local file and a batch takes about a
+  millisecond; a writer thread beside the loop would instead spend most of its time waiting for
+  the GIL between statements (measured: 2.6 times the CPU and 5 ms a batch).
+- Otherwise in a writer thread that waits for its turn: on PostgreSQL (network round trips must
+  not block the loop), when another thread is writing (the loop must never wait for a turn that
+  a request thread holds while it needs the loop to finish), and with sessions bound to a
+  connection (tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from cape.channels.base import InboundMessage
+from cape.conversations.service import IngestResult, ingest_many
+from cape.db import WriteTurn, write_turn
+from cape.kit.errors import CapeError
+
+log = logging.getLogger(__name__)
+
+# Runs in the batch's first transaction, before anything is stored: authenticates the caller and
+# builds the message. A CapeError it raises answers that request alone.
+Prepare = Callable[[Session], InboundMessage]
+
+_STOP = object()
+_UNKNOWN = object()
+
+
+@dataclass(eq=False)
+class _Pending:
+    prepare: Prepare
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future
+    outcome: IngestResult | BaseException | None = field(default=None)
+
+
+class _BatchIngester:
+    """Ingests batches with one session kept between them, so that what it looks up once (the
+    built-in channels) stays known. Each batch ends its transactions; a failure starts afresh."""
+
+    def __init__(self, new_session: Callable[[], Session]):
+        self._new_session = new_session
+        self._session: Session | None = None
+
+    def ingest(self, batch: list[_Pending]) -> None:
+        """Give every pending message of ``batch`` its outcome."""
+        try:
+            self._ingest_together(batch)
+            return
+        except Exception as exc:
+            self.close()
+            if len(batch) == 1:
+                batch[0].outcome = batch[0].outcome or exc
+                return
+            log.warning("a batch of inbound messages failed together; ingesting each alone", exc_info=True)
+        # Nothing of this batch was committed (filing failures are answered per message inside
+        # ingest_many): each is tried on its own, so that one cannot fail the others.
+        for pending in batch:
+            pending.outcome = None
+            try:
+                self._ingest_together([pending])
+            except Exception as exc:
+                self.close()
+                pending.outcome = pending.outcome or exc
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def end_transaction(self) -> None:
+        if self._session is not None and self._session.in_transaction():
+            self._session.rollback()
+
+    def _ingest_together(self, batch: list[_Pending]) -> None:
+        if self._session is None:
+            self._session = self._new_session()
+        session = self._session
+        ready: list[tuple[_Pending, InboundMessage]] = []
+        for pending in batch:
+            try:
+                ready.append((pending, pending.prepare(session)))
+            except CapeError as exc:
+                pending.outcome = exc
+        if not ready:
+            session.commit()
+            return
+        outcomes = ingest_many(session, inbounds=[inbound for _, inbound in ready])
+        for (pending, _), outcome in zip(ready, outcomes, strict=True):
+            pending.outcome = outcome
+
+
+class InboundQueue:
+    """Batches concurrent inbound messages, on the event loop or in a writer thread."""
+
+    def __init__(self, new_session: Callable[[], Session], *, max_batch: int = 64):
+        self._new_session = new_session
+        self._max_batch = max_batch
+        self._turn: WriteTurn | object | None = _UNKNOWN
+        # On the loop: messages waiting for the next flush.
+        self._waiting: list[_Pending] = []
+        self._flush_scheduled = False
+        self._on_loop = _BatchIngester(new_session)
+        # In the writer thread.
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._in_thread = _BatchIngester(new_session)
+        self._lock = threading.Lock()
+
+    async def ingest(self, prepare: Prepare) -> IngestResult:
+        """Ingest the message ``prepare`` builds; returns once it is committed, or raises its error."""
+        loop = asyncio.get_running_loop()
+        pending = _Pending(prepare, loop, loop.create_future())
+        if self._loop_turn() is None:
+            self._to_writer([pending])
+        else:
+            self._waiting.append(pending)
+            if not self._flush_scheduled:
+                # After the callbacks already due: requests read in the same turn of the loop
+                # join the batch.
+                self._flush_scheduled = True
+                loop.call_soon(self._flush, loop)
+        # A client that hangs up does not undo the message: it is filed, and a retry finds it.
+        return await pending.future
+
+    def close(self) -> None:
+        """Finish what is queued, then stop the writer (a later ``ingest`` starts it again)."""
+        with self._lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            self._queue.put(_STOP)
+            writer.join()
+        self._on_loop.close()
+
+    def _loop_turn(self) -> WriteTurn | None:
+        """The SQLite write turn batches may take on the loop; None where they must not."""
+        if self._turn is _UNKNOWN:
+            session = self._new_session()
+            try:
+                bind = session.get_bind()
+            finally:
+                session.close()
+            self._turn = write_turn(bind) if isinstance(bind, Engine) else None
+        return self._turn  # type: ignore[return-value]
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
+        self._flush_scheduled = bool(self._waiting)
+        if self._waiting:
+            loop.call_soon(self._flush, loop)
+        turn = self._loop_turn()
+        assert turn is not None
+        with turn.try_reserve() as reserved:
+            if reserved:
+                self._on_loop.ingest(batch)
+                self._on_loop.end_transaction()  # none may outlive the reservation
+        if reserved:
+            _settle(batch)
+        else:
+            self._to_writer(batch)
+
+    def _to_writer(self, batch: list[_Pending]) -> None:
+        if self._writer is None:
+            with self._lock:
+                if self._writer is None:
+                    self._writer = threading.Thread(target=self._write, name="cape-inbound-writer", daemon=True)
+                    self._writer.start()
+        for pending in batch:
+            self._queue.put(pending)
+
+    def _write(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                self._in_thread.close()
+                return
+            batch = [item]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                batch.append(item)
+            self._in_thread.ingest(batch)
+            _answer(batch)
+            if stop:
+                self._in_thread.close()
+                return
+
+
+def _answer(batch: list[_Pending]) -> None:
+    """From the writer thread: settle each request on its own loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
+    for pending in batch:
+        by_loop.setdefault(pending.loop, []).append(pending)
+    for loop, answered in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, answered)
+        except RuntimeError:  # the loop has closed: nobody is waiting any more
+            continue
+
+
+def _settle(answered: list[_Pending]) -> None:
+    for pending in answered:
+        if pending.future.done():  # the request was cancelled
+            continue
+        if isinstance(pending.outcome, BaseException):
+            pending.future.set_exception(pending.outcome)
+        elif pending.outcome is None:
+            pending.future.set_exception(RuntimeError("the inbound message was not processed"))
+        else:
+            pending.future.set_result(pending.outcome)
