@@ -56,33 +56,22 @@ def _configure_sqlite(engine: Engine) -> None:
     # which sleeps in steps of up to 100 ms; a mutex wakes the next writer the moment the
     # previous one commits. Other processes (web workers, the CLI) and other engines on the
     # same file queue on a file lock beside it, polled in steps of at most 2 ms.
-    write_turn = WriteTurn()
+    write_turn = WriteTurn(_FileWriteLock.beside(engine))
     _WRITE_TURNS[engine] = write_turn
-    file_turn = _FileWriteLock.beside(engine)
-    holders: dict[int, bool] = {}  # connections in a transaction: whether they hold write_turn
+    holders: dict[int, bool] = {}  # connections in a transaction: whether they took the turn
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        deadline = time.monotonic() + _WRITE_TURN_TIMEOUT_S
         took_turn = write_turn.take(_WRITE_TURN_TIMEOUT_S)
         try:
-            if file_turn is not None and not file_turn.acquire(deadline):
-                raise TimeoutError("the database stayed busy; try again")
-            try:
-                # Straight to the driver: this runs for every transaction, and through
-                # exec_driver_sql it cost as much as the rest of a small transaction.
-                conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                if file_turn is not None:
-                    file_turn.release()
-                raise DBAPIError.instance("BEGIN IMMEDIATE", (), exc, sqlite3.Error) from exc
-            except BaseException:
-                if file_turn is not None:
-                    file_turn.release()
-                raise
-        except BaseException:
+            # Straight to the driver: this runs for every transaction, and through
+            # exec_driver_sql it cost as much as the rest of a small transaction.
+            conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
             if took_turn:
                 write_turn.give_back()
+            if isinstance(exc, sqlite3.Error):
+                raise DBAPIError.instance("BEGIN IMMEDIATE", (), exc, sqlite3.Error) from exc
             raise
         holders[id(conn.connection.dbapi_connection)] = took_turn
 
@@ -92,12 +81,8 @@ def _configure_sqlite(engine: Engine) -> None:
     def _release(connection) -> None:
         # Called with the pool's proxy or the raw sqlite3 connection, depending on the caller.
         key = id(getattr(connection, "dbapi_connection", connection))
-        if key in holders:
-            took_turn = holders.pop(key)
-            if file_turn is not None:
-                file_turn.release()
-            if took_turn:
-                write_turn.give_back()
+        if holders.pop(key, False):
+            write_turn.give_back()
 
     def do_commit(dbapi_connection) -> None:
         try:
@@ -118,26 +103,34 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 class WriteTurn:
-    """The right to write to a SQLite database, within this process.
+    """The right to write to a SQLite database: a mutex for this process's threads, then a file
+    lock for other processes and engines on the same file.
 
     Each transaction takes it at BEGIN and gives it back at COMMIT or ROLLBACK, which may
     happen on another thread. A thread may also reserve it across several transactions without
     ever waiting (``try_reserve``); its transactions then run in the reservation.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, file_lock: _FileWriteLock | None) -> None:
         self._lock = threading.Lock()
+        self._file_lock = file_lock
         self._reserved_by: int | None = None
 
     def take(self, timeout: float) -> bool:
         """Wait for the turn; False when this thread already holds it by reservation."""
         if self._reserved_by == threading.get_ident():
             return False
+        deadline = time.monotonic() + timeout
         if not self._lock.acquire(timeout=timeout):
+            raise TimeoutError("the database stayed busy; try again")
+        if self._file_lock is not None and not self._file_lock.acquire(deadline):
+            self._lock.release()
             raise TimeoutError("the database stayed busy; try again")
         return True
 
     def give_back(self) -> None:
+        if self._file_lock is not None:
+            self._file_lock.release()
         self._lock.release()
 
     @contextmanager
@@ -146,12 +139,16 @@ class WriteTurn:
         if not self._lock.acquire(blocking=False):
             yield False
             return
+        if self._file_lock is not None and not self._file_lock.acquire(deadline=0.0):
+            self._lock.release()
+            yield False
+            return
         self._reserved_by = threading.get_ident()
         try:
             yield True
         finally:
             self._reserved_by = None
-            self._lock.release()
+            self.give_back()
 
 
 _WRITE_TURNS: weakref.WeakKeyDictionary[Engine, WriteTurn] = weakref.WeakKeyDictionary()
