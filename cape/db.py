@@ -47,6 +47,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # Savepoints (ingest files each batch in one) journal into a temporary file otherwise:
+        # measured 20% of ingest's time. Sorts and temporary tables stay in memory too.
+        cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.close()
 
     # One writer at a time, queued in Python. Every transaction takes SQLite's write lock up

@@ -1,6 +1,7 @@
 """Domain events and other side effects: collected during a transaction, run after it commits.
 
-A rollback drops them, so nothing is ever announced that did not happen.
+A rollback drops them, so nothing is ever announced that did not happen; so does the rollback of
+a savepoint, for what was collected inside it.
 """
 
 from __future__ import annotations
@@ -36,7 +37,19 @@ def subscribe(subscriber: Subscriber) -> Callable[[], None]:
 
 def on_commit(session: Session, callback: Callable[[], None]) -> None:
     """Run ``callback`` once the session's transaction has committed; never on rollback."""
-    session.info.setdefault(_PENDING, []).append(callback)
+    # Tagged with the innermost savepoint, if any: rolling that back drops the callback.
+    session.info.setdefault(_PENDING, []).append((session.get_nested_transaction(), callback))
+
+
+def checkpoint(session: Session) -> int:
+    """A point to ``rewind`` to, for a savepoint the session does not know of (driver level)."""
+    return len(session.info.get(_PENDING, ()))
+
+
+def rewind(session: Session, point: int) -> None:
+    """Drop what was collected since ``checkpoint``: that savepoint was rolled back."""
+    if pending := session.info.get(_PENDING):
+        del pending[point:]
 
 
 def emit(session: Session, name: str, **payload: Any) -> None:
@@ -55,8 +68,10 @@ def _dispatch(domain_event: DomainEvent) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
-    callbacks = session.info.pop(_PENDING, [])
-    for callback in callbacks:
+    if session.get_nested_transaction() is not None:
+        return  # SQLAlchemy says "commit" for a savepoint's release too: nothing is committed yet
+    pending = session.info.pop(_PENDING, [])
+    for _, callback in pending:
         try:
             callback()
         except Exception:
@@ -67,3 +82,14 @@ def _run_after_commit(session: Session) -> None:
 def _drop_on_rollback(session: Session, previous_transaction) -> None:
     if previous_transaction.parent is None:
         session.info.pop(_PENDING, None)
+    elif previous_transaction.nested and (pending := session.info.get(_PENDING)):
+        pending[:] = [entry for entry in pending if not _inside(entry[0], previous_transaction)]
+
+
+def _inside(savepoint, rolled_back) -> bool:
+    """Whether ``savepoint`` (None: none) is ``rolled_back`` or nested within it."""
+    while savepoint is not None:
+        if savepoint is rolled_back:
+            return True
+        savepoint = savepoint.parent
+    return False

@@ -2,9 +2,9 @@
 
 A request hands its message over and awaits the result without holding a thread of its own.
 Whatever has queued up (up to a limit) is ingested as one batch through ``ingest_many``: every
-raw source committed in one transaction, every message filed in a second. Under load that is two
-commits for a whole batch instead of two per message. A lone message is simply ``ingest`` with a
-batch of one, and no request is answered before its message is committed.
+raw source stored, every message filed, one commit. Under load that is one commit for a whole
+batch instead of one per message. A lone message is simply ``ingest`` with a batch of one, and no
+request is answered before its message is committed.
 
 Where batches run:
 - On SQLite, on the event loop itself, when the process's write turn is free at that moment

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -81,32 +82,44 @@ class IngestResult:
 def ingest(session: Session, *, inbound: InboundMessage) -> IngestResult:
     """Store the raw source, then file the message on the right customer and conversation.
 
-    Commits eagerly, the one service that does: the raw source is committed before anything
-    else is tried, so bad input is kept even when it cannot be filed, and the caller may
-    acknowledge its source only once this returns. Idempotent on (channel, external_id).
+    Commits eagerly, the one service that does, so that the caller may acknowledge the source
+    once this returns. When the message cannot be filed, its raw source is still committed,
+    marked failed with the reason, and the error is raised. Idempotent on (channel, external_id).
 
     This is the hottest path in Cape, so it speaks plain SQL to the driver rather than through
     the ORM unit of work or Core (ten times less Python per message).
     """
-    raw_id = store_raw(session, inbound=inbound)
-    session.commit()
-    return file_stored(session, inbound=inbound, raw_id=raw_id)
+    outcome = ingest_many(session, inbounds=[inbound])[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
 def ingest_many(session: Session, *, inbounds: list[InboundMessage]) -> list[IngestResult | Exception]:
-    """``ingest`` for several messages in two transactions instead of two each (group commit).
+    """``ingest`` for several messages in one transaction instead of one each (group commit).
 
-    Every raw source is committed first. Filing then runs in one transaction; should any message
-    fail, that transaction is rolled back and each is filed on its own, so one bad message
-    costs the others nothing but time. Each entry is a result or the error that message met.
+    Every raw source is stored first; the messages are then filed together in a savepoint.
+    Should any of them fail, that savepoint is rolled back and each message is filed in a
+    savepoint of its own, so one bad message costs the others nothing but time, and its raw
+    source is kept, marked failed. One commit ends it all. Each entry is a result or the error
+    that message met.
     """
-    raw_ids = [store_raw(session, inbound=inbound) for inbound in inbounds]
+    stored = [(inbound, store_raw(session, inbound=inbound)) for inbound in inbounds]
+    outcomes: list[IngestResult | Exception] | None = None
+    if len(stored) > 1:
+        try:
+            with _savepoint(session):
+                outcomes = [_file_inbound(session, inbound=inbound, raw_id=raw_id) for inbound, raw_id in stored]
+        except Exception:
+            log.info("a batch of %d inbound messages could not be filed together; filing each alone", len(stored))
+    if outcomes is None:
+        outcomes = [_file_alone(session, inbound=inbound, raw_id=raw_id) for inbound, raw_id in stored]
     session.commit()
-    return file_stored_together(session, stored=list(zip(inbounds, raw_ids, strict=True)))
+    return outcomes
 
 
 def store_raw(session: Session, *, inbound: InboundMessage) -> int:
-    """Keep exactly what the channel handed us; the caller commits before filing it."""
+    """Keep exactly what the channel handed us, before anything else is tried with it."""
     raw = RawSql.of(session)
     return raw.scalar(
         _INSERT_RAW,
@@ -121,47 +134,41 @@ def store_raw(session: Session, *, inbound: InboundMessage) -> int:
     )
 
 
-def file_stored(session: Session, *, inbound: InboundMessage, raw_id: int) -> IngestResult:
-    """File a committed raw source, committing; a failure is recorded on the raw source and raised."""
+def _file_alone(session: Session, *, inbound: InboundMessage, raw_id: int) -> IngestResult | Exception:
+    """File one stored raw source in a savepoint; on failure, the raw source is marked failed."""
     for attempt in range(1, _INGEST_ATTEMPTS + 1):
         try:
-            result = _file_inbound(session, inbound=inbound, raw_id=raw_id)
-            session.commit()
-            return result
+            with _savepoint(session):
+                return _file_inbound(session, inbound=inbound, raw_id=raw_id)
         except IntegrityError as exc:
-            # A concurrent ingest created the same identity or message: the retry finds it.
-            session.rollback()
+            # A concurrent ingest created the same identity or message (PostgreSQL, where
+            # writers overlap): the next attempt finds it.
             if attempt == _INGEST_ATTEMPTS:
                 _mark_raw(session, raw_id, RawStatus.failed, f"gave up after {attempt} concurrent conflicts: {exc}")
-                session.commit()
-                raise
+                return exc
         except Exception as exc:
-            session.rollback()
             _mark_raw(session, raw_id, RawStatus.failed, exc.message if isinstance(exc, CapeError) else repr(exc))
-            session.commit()
-            raise
+            return exc
     raise AssertionError("unreachable")
 
 
-def file_stored_together(
-    session: Session, *, stored: list[tuple[InboundMessage, int]]
-) -> list[IngestResult | Exception]:
-    """File committed raw sources in one transaction; on any failure, each on its own instead."""
+@contextmanager
+def _savepoint(session: Session) -> Iterator[None]:
+    """A savepoint for filing, sent straight to the driver: SQLAlchemy's ``begin_nested`` costs as
+    much Python as a commit. Filing changes nothing through the ORM, so the session need not
+    know of it; its announcements are rewound with it."""
+    session.flush()  # what the ORM holds is written before, not inside, the savepoint
+    raw = RawSql.of(session)
+    point = events.checkpoint(session)
+    raw.execute("SAVEPOINT cape_filing", {})
     try:
-        results: list[IngestResult | Exception] = [
-            _file_inbound(session, inbound=inbound, raw_id=raw_id) for inbound, raw_id in stored
-        ]
-        session.commit()
-        return results
-    except Exception:
-        session.rollback()
-    outcomes: list[IngestResult | Exception] = []
-    for inbound, raw_id in stored:
-        try:
-            outcomes.append(file_stored(session, inbound=inbound, raw_id=raw_id))
-        except Exception as exc:
-            outcomes.append(exc)
-    return outcomes
+        yield
+    except BaseException:
+        raw.execute("ROLLBACK TO SAVEPOINT cape_filing", {})
+        raw.execute("RELEASE SAVEPOINT cape_filing", {})
+        events.rewind(session, point)
+        raise
+    raw.execute("RELEASE SAVEPOINT cape_filing", {})
 
 
 def _mark_raw(session: Session, raw_id: int, status: RawStatus, error: str | None = None) -> None:

@@ -46,7 +46,7 @@ _CURRENT = "cape.rawsql"
 class RawSql:
     """Statements run by the driver in the session's current transaction (begun if needed)."""
 
-    __slots__ = ("cursor", "driver_error", "postgres")
+    __slots__ = ("cursor", "driver_error", "postgres", "savepoint")
 
     @classmethod
     def of(cls, session: Session) -> RawSql:
@@ -54,6 +54,11 @@ class RawSql:
         raw = session.info.get(_CURRENT)
         if raw is None:
             raw = session.info[_CURRENT] = cls(session)
+        elif (savepoint := session.get_nested_transaction()) is not raw.savepoint:
+            # SQLAlchemy emits a savepoint's SAVEPOINT when the session next asks for its
+            # connection; statements that bypass it would otherwise run outside the savepoint.
+            session.connection()
+            raw.savepoint = savepoint
         return raw
 
     def __init__(self, session: Session):
@@ -61,6 +66,7 @@ class RawSql:
         self.postgres = connection.dialect.name == "postgresql"
         self.driver_error = connection.dialect.loaded_dbapi.Error
         self.cursor = connection.connection.driver_connection.cursor()
+        self.savepoint = session.get_nested_transaction()
 
     def _run(self, sql: str, params: dict[str, Any]):
         cursor = self.cursor

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text
 
+from cape import events
 from cape.channels.base import InboundMessage, Sender, builtin_channel
 from cape.conversations.inbound_queue import InboundQueue
 from cape.conversations.service import IngestResult, ingest_many
@@ -75,14 +76,20 @@ def _inbound(session, email: str, **kwargs) -> InboundMessage:
 def test_one_bad_message_in_a_batch_costs_the_others_nothing(db):
     other = make_inbound(db, email="someone-else@example.org")
     db.commit()
-    outcomes = ingest_many(db, inbounds=[
-        _inbound(db, "first@example.org", external_id="b-1"),
-        _inbound(db, "second@example.org", external_id="b-2", conversation_id=other.conversation_id),
-        _inbound(db, "third@example.org", external_id="b-3"),
-    ])  # fmt: skip
+    announced: list[events.DomainEvent] = []
+    unsubscribe = events.subscribe(announced.append)
+    try:
+        outcomes = ingest_many(db, inbounds=[
+            _inbound(db, "first@example.org", external_id="b-1"),
+            _inbound(db, "second@example.org", external_id="b-2", conversation_id=other.conversation_id),
+            _inbound(db, "third@example.org", external_id="b-3"),
+        ])  # fmt: skip
+    finally:
+        unsubscribe()
 
     first, bad, third = outcomes
     assert isinstance(first, IngestResult) and isinstance(third, IngestResult)
+    assert first.created and third.created  # the failed attempt together left nothing behind
     assert isinstance(bad, InvalidInput) and bad.field == "conversation_id"
     raws = {r.external_id: r for r in db.scalars(select(RawSource).where(RawSource.external_id.like("b-%")))}
     assert {k: r.status for k, r in raws.items()} == {
@@ -90,6 +97,9 @@ def test_one_bad_message_in_a_batch_costs_the_others_nothing(db):
     }  # fmt: skip
     assert "another customer" in raws["b-2"].error
     assert db.scalar(select(func.count()).select_from(Message).where(Message.external_id.like("b-%"))) == 2
+    # Announced once each, after the one commit: nothing of the attempt that was rolled back.
+    created = [e.payload["message_id"] for e in announced if e.name == "message.created"]
+    assert sorted(created) == sorted([first.message_id, third.message_id])
 
 
 def test_repeats_inside_one_batch_are_one_message(db):
