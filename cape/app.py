@@ -26,7 +26,7 @@ from cape.conversations.api import router as conversations_router
 from cape.conversations.inbound_queue import InboundQueue
 from cape.customers.api import router as customers_router
 from cape.db import create_db_engine, create_session_factory
-from cape.kit.errors import CapeError, InvalidInput, NotAuthenticated
+from cape.kit.errors import CapeError, DatabaseBusy, InvalidInput, NotAuthenticated
 
 log = logging.getLogger("cape.http")
 
@@ -107,7 +107,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, NotAuthenticated) and _wants_html(request):
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
         extra = {"field": exc.field} if isinstance(exc, InvalidInput) else {}
-        return JSONResponse(error_body(exc.code, exc.message, **extra), status_code=exc.status_code)
+        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, DatabaseBusy) else None
+        return JSONResponse(error_body(exc.code, exc.message, **extra), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cape.config import Settings
+from cape.kit.errors import DatabaseBusy
 
 _WRITE_TURN_TIMEOUT_S = 30
 
@@ -110,31 +111,47 @@ class WriteTurn:
     lock for other processes and engines on the same file.
 
     Each transaction takes it at BEGIN and gives it back at COMMIT or ROLLBACK, which may
-    happen on another thread. A thread may also reserve it across several transactions without
-    ever waiting (``try_reserve``); its transactions then run in the reservation.
+    happen on another thread. A thread may also hold it across several transactions (``held``),
+    having taken it without waiting (``try_reserve``) or had another thread wait for it
+    (``wait``); its transactions then run in that turn.
     """
 
     def __init__(self, file_lock: _FileWriteLock | None) -> None:
         self._lock = threading.Lock()
         self._file_lock = file_lock
-        self._reserved_by: int | None = None
+        self._held_by: int | None = None
 
     def take(self, timeout: float) -> bool:
-        """Wait for the turn; False when this thread already holds it by reservation."""
-        if self._reserved_by == threading.get_ident():
+        """Wait for the turn; False when this thread already holds it (``held``)."""
+        if self._held_by == threading.get_ident():
             return False
         deadline = time.monotonic() + timeout
         if not self._lock.acquire(timeout=timeout):
-            raise TimeoutError("the database stayed busy; try again")
+            raise DatabaseBusy("the database stayed busy; try again")
         if self._file_lock is not None and not self._file_lock.acquire(deadline):
             self._lock.release()
-            raise TimeoutError("the database stayed busy; try again")
+            raise DatabaseBusy("the database stayed busy; try again")
         return True
 
     def give_back(self) -> None:
         if self._file_lock is not None:
             self._file_lock.release()
         self._lock.release()
+
+    def wait(self, timeout: float) -> None:
+        """Block until the turn is free and take it, to hand to a thread that will hold it.
+
+        The file lock is waited for in the kernel, not polled: the moment another process lets
+        go, this returns. ``timeout`` bounds the wait for this process's other threads only.
+        """
+        if not self._lock.acquire(timeout=timeout):
+            raise DatabaseBusy("the database stayed busy; try again")
+        if self._file_lock is not None:
+            try:
+                self._file_lock.acquire_waiting()
+            except BaseException:
+                self._lock.release()
+                raise
 
     @contextmanager
     def try_reserve(self) -> Iterator[bool]:
@@ -146,11 +163,17 @@ class WriteTurn:
             self._lock.release()
             yield False
             return
-        self._reserved_by = threading.get_ident()
-        try:
+        with self.held():
             yield True
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """This thread holds the turn already taken for it, for this block, then gives it back."""
+        self._held_by = threading.get_ident()
+        try:
+            yield
         finally:
-            self._reserved_by = None
+            self._held_by = None
             self.give_back()
 
 
@@ -188,6 +211,10 @@ class _FileWriteLock:
                     return False
                 time.sleep(delay)
                 delay = min(delay * 2, 0.002)
+
+    def acquire_waiting(self) -> None:
+        """Wait for the lock in the kernel, however long another process holds it."""
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
 
     def release(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)

@@ -47,3 +47,11 @@ class InvalidInput(CapeError):
 class OverAuthority(CapeError):
     status_code = 403
     code = "over_authority"
+
+
+class DatabaseBusy(CapeError):
+    """Another writer kept the database for longer than a request may wait; a retry will do."""
+
+    status_code = 503
+    code = "busy"
+    retry_after_s = 1

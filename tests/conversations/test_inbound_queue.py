@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
@@ -16,7 +17,7 @@ from cape.channels.base import InboundMessage, Sender, builtin_channel
 from cape.conversations.inbound_queue import InboundQueue
 from cape.conversations.service import IngestResult, ingest_many
 from cape.db import create_db_engine, create_session_factory
-from cape.kit.errors import InvalidInput, NotAuthenticated
+from cape.kit.errors import DatabaseBusy, InvalidInput, NotAuthenticated
 from cape.kit.rawsql import RawSql
 from cape.models import ChannelKind, Customer, Message, RawSource, RawStatus, Role
 from tests.fixtures.browser import start_server
@@ -193,6 +194,72 @@ def test_the_loop_never_waits_for_a_write_turn_another_thread_holds(tmp_path):
             holder.join()
             queue.close()
         assert result.created
+
+
+@contextmanager
+def _another_process_writing(tmp_path):
+    """A queue on a fresh SQLite file, and a second engine (as another worker process has) in a
+    write transaction on it until the yielded event is set; yields (queue, release, engine)."""
+    with fresh_database("sqlite", tmp_path) as (settings, engine):
+        queue = InboundQueue(create_session_factory(engine))
+        holding, release = threading.Event(), threading.Event()
+
+        def hold():
+            other = create_db_engine(settings)
+            try:
+                with create_session_factory(other)() as session:
+                    session.execute(text("UPDATE channels SET name = name"))  # takes the file lock
+                    holding.set()
+                    release.wait(10)
+                    session.commit()
+            finally:
+                other.dispose()
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        holding.wait(10)
+        try:
+            yield queue, release, engine
+        finally:
+            release.set()
+            holder.join()
+            queue.close()
+
+
+def test_a_batch_waits_for_another_process_without_blocking_the_loop(tmp_path):
+    with _another_process_writing(tmp_path) as (queue, release, _):
+
+        async def main():
+            ingests = [
+                asyncio.ensure_future(
+                    queue.ingest(lambda s, n=n: _inbound(s, f"queued{n}@example.org", external_id=f"q{n}"))
+                )
+                for n in range(5)
+            ]
+            for _ in range(20):  # the loop keeps serving while the batch waits for the other process
+                await asyncio.sleep(0.01)
+            assert not any(ingest.done() for ingest in ingests)
+            release.set()
+            return await asyncio.gather(*ingests)
+
+        results = asyncio.run(main())
+    assert all(result.created for result in results)
+
+
+def test_a_turn_kept_too_long_answers_busy_and_the_next_message_gets_through(tmp_path, monkeypatch):
+    monkeypatch.setattr("cape.conversations.inbound_queue._TURN_TIMEOUT_S", 0.2)
+    with _another_process_writing(tmp_path) as (queue, release, engine):
+
+        async def main():
+            with pytest.raises(DatabaseBusy):
+                await queue.ingest(lambda s: _inbound(s, "late@example.org", external_id="late"))
+            release.set()  # the turn comes back; what waits then is filed
+            return await queue.ingest(lambda s: _inbound(s, "next@example.org", external_id="next"))
+
+        result = asyncio.run(main())
+        assert result.created
+        with create_session_factory(engine)() as session:
+            assert session.scalars(select(RawSource.external_id)).all() == ["next"]
 
 
 def test_raw_values_read_back_through_the_orm(db):
