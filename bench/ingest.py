@@ -4,7 +4,9 @@
     python bench/ingest.py --databases sqlite --messages 5000
     python bench/ingest.py --url http://127.0.0.1:8000 --token cape_...   # an existing server
 
-Prints messages/s and latency percentiles, and the ratio to the target (1,000 msg/s, p99 < 50 ms).
+Prints messages/s and latency percentiles, and the ratio to the target (1,000 msg/s, p99 < 50 ms),
+after a machine reference figure: the same code measured on hosts of one kind has differed by a
+factor of three, and the reference tells such hosts apart.
 Each client is its own process with a keep-alive connection, so the load generator's own Python
 does not share a GIL with itself; on a 2-core machine client and server still share the CPU.
 """
@@ -130,6 +132,20 @@ def make_token(database_url: str | None, data_dir: Path) -> str:
     return out.stdout.strip()
 
 
+def machine_reference_ms() -> float:
+    """Milliseconds for a fixed pure-Python workload, so figures from different hosts compare:
+    a host twice as slow here serves about half the messages a second."""
+    payload = {"channel": "api", "from": {"email": "someone@example.org"}, "body": "Hello! " * 20}
+    best = float("inf")
+    for _ in range(3):
+        began = time.perf_counter()
+        for n in range(20_000):
+            payload["external_id"] = str(n)
+            json.loads(json.dumps(payload))
+        best = min(best, time.perf_counter() - began)
+    return best * 1000
+
+
 def report(label: str, result: dict) -> None:
     print(
         f"{label:<28} {result['messages']:>6} msgs  {result['rate']:>8.0f} msg/s  "
@@ -149,6 +165,7 @@ def main() -> None:
     parser.add_argument("--postgres-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
 
+    print(f"machine reference: {machine_reference_ms():.0f} ms (a fixed Python workload; lower is faster)")
     if args.url:
         report("given server", run_load(args.url, args.token, args.messages, args.clients))
         return

@@ -114,6 +114,18 @@ def test_input_that_passes_the_schema_but_not_the_rules_is_kept_raw(client, db, 
     assert "phone" in raw.error
 
 
+def test_the_raw_source_is_the_request_body_byte_for_byte(client, alice_agent):
+    sent = b'{"from": {"email": "exact@example.org"},  "body": "Caf\\u00e9 \xc3\xa0 10h", "x-extra": [1, 2]}'
+    response = client.post(
+        "/api/v1/messages/inbound", content=sent,
+        headers={**alice_agent.headers, "Content-Type": "application/json"},
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+    raw = client.get(f"/api/v1/messages/{response.json()['message_id']}/raw", headers=alice_agent.headers)
+    assert raw.content == sent
+    assert raw.headers["content-type"].startswith("application/json")
+
+
 def test_malformed_json_is_a_400(client, alice_agent):
     response = client.post(
         "/api/v1/messages/inbound",
