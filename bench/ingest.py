@@ -1,6 +1,7 @@
 """Inbound ingestion over HTTP: N messages from C concurrent clients against a running Cape.
 
-    python bench/ingest.py                       # SQLite and PostgreSQL, servers started here
+    python bench/ingest.py                       # SQLite and PostgreSQL, servers started here (2 workers)
+    python bench/ingest.py --workers 1           # one server process
     python bench/ingest.py --databases sqlite --messages 5000
     python bench/ingest.py --url http://127.0.0.1:8000 --token cape_...   # an existing server
 
@@ -159,7 +160,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--databases", default="sqlite,postgresql")
-    parser.add_argument("--workers", type=int, default=1, help="server processes")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="server processes (default: one per core of the 2-core target)"
+    )
     parser.add_argument("--url")
     parser.add_argument("--token")
     parser.add_argument("--postgres-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
