@@ -11,13 +11,14 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from cape.auth.service import user_for_token
+from cape.auth.service import user_for_token, user_id_for_web_session
 from cape.kit.errors import Forbidden, NotAuthenticated
 from cape.models import Role, User
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
+SESSION_KEY = "sid"  # in the signed cookie: the key of the browser's sign-in (auth.service)
 
 
 def _session(request: Request) -> Iterator[Session]:
@@ -67,7 +68,7 @@ async def _cookie_csrf_first(request: Request) -> None:
     Reading a form body waits on the client; doing it before the first query means a slow
     client never holds a transaction (on SQLite, the write lock) while it dribbles its body.
     """
-    if "authorization" not in request.headers and request.session.get("user_id") is not None:
+    if "authorization" not in request.headers and request.session.get(SESSION_KEY) is not None:
         await check_csrf(request)
 
 
@@ -85,13 +86,14 @@ def _authenticate(request: Request, session: DbSession, _csrf: Annotated[None, D
         # every transaction holds the one write lock, which the handler should not inherit.
         session.commit()
         return user
-    user_id = request.session.get("user_id")
-    if user_id is not None:
-        user = session.get(User, user_id)
-        if user is not None and user.is_active:
+    key = request.session.get(SESSION_KEY)
+    if isinstance(key, str):
+        user_id = user_id_for_web_session(session, key)
+        if user_id is not None:
             request.state.authenticated_by = "cookie"
-            return user
-        request.session.clear()
+            return session.get_one(User, user_id)
+    if key is not None:
+        request.session.clear()  # signed out elsewhere, or deactivated
     raise NotAuthenticated("sign in, or send an API token as 'Authorization: Bearer <token>'")
 
 
@@ -100,7 +102,7 @@ class Credentials:
     """What a request presents, not yet checked against the database: a token or a session's user."""
 
     token: str | None = None
-    session_user_id: int | None = None
+    session_key: str | None = None
 
 
 async def _credentials(request: Request, _csrf: Annotated[None, Depends(_cookie_csrf_first)]) -> Credentials:
@@ -112,9 +114,9 @@ async def _credentials(request: Request, _csrf: Annotated[None, Depends(_cookie_
         if scheme.lower() != "bearer":
             raise NotAuthenticated("invalid or revoked API token")
         return Credentials(token=token.strip())
-    user_id = request.session.get("user_id")
-    if isinstance(user_id, int):
-        return Credentials(session_user_id=user_id)
+    key = request.session.get(SESSION_KEY)
+    if isinstance(key, str):
+        return Credentials(session_key=key)
     raise NotAuthenticated("sign in, or send an API token as 'Authorization: Bearer <token>'")
 
 

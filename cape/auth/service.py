@@ -15,7 +15,7 @@ from cape.config import SUPPORTED_LANGUAGES
 from cape.kit.clock import utcnow
 from cape.kit.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from cape.kit.rawsql import RawSql
-from cape.models import ApiToken, Role, Team, TeamMember, User
+from cape.models import ApiToken, Role, Team, TeamMember, User, UserSession
 
 TOKEN_PREFIX = "cape_"  # noqa: S105 - a public prefix, not a secret
 _LAST_USED_RESOLUTION = timedelta(minutes=5)
@@ -88,6 +88,39 @@ def authenticate(session: Session, *, email: str, password: str) -> User | None:
     return user
 
 
+def start_web_session(session: Session, *, user: User, user_agent: str | None = None) -> str:
+    """A new browser sign-in for ``user``; returns the key for its cookie (only its hash is kept)."""
+    key = secrets.token_urlsafe(32)
+    session.add(UserSession(user_id=user.id, key_hash=_hash_token(key), user_agent=(user_agent or "")[:300] or None))
+    session.flush()
+    return key
+
+
+_SESSION_USER = """SELECT users.id FROM user_sessions JOIN users ON users.id = user_sessions.user_id
+    WHERE user_sessions.key_hash = :key_hash AND user_sessions.revoked_at IS NULL AND users.is_active"""
+_END_SESSION = "UPDATE user_sessions SET revoked_at = :now WHERE key_hash = :key_hash AND revoked_at IS NULL"
+
+
+def user_id_for_web_session(session: Session, key: str) -> int | None:
+    """The id of the active user signed in with this browser session's key, or None."""
+    return RawSql.of(session).scalar(_SESSION_USER, {"key_hash": _hash_token(key)})
+
+
+def end_web_session(session: Session, key: str) -> None:
+    """Sign a browser out: its key, and every copy of its cookie, stop working."""
+    raw = RawSql.of(session)
+    raw.execute(_END_SESSION, {"now": raw.datetime(utcnow()), "key_hash": _hash_token(key)})
+
+
+def end_all_web_sessions(session: Session, *, user_id: int) -> int:
+    """Sign a user out everywhere; how many sign-ins ended."""
+    raw = RawSql.of(session)
+    return raw.execute(
+        "UPDATE user_sessions SET revoked_at = :now WHERE user_id = :user_id AND revoked_at IS NULL",
+        {"now": raw.datetime(utcnow()), "user_id": user_id},
+    )
+
+
 def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -106,7 +139,6 @@ _CALLER_BY_HASH = """SELECT api_tokens.id, api_tokens.last_used_at, users.id, us
     FROM api_tokens JOIN users ON users.id = api_tokens.user_id
     WHERE api_tokens.token_hash = :token_hash AND api_tokens.revoked_at IS NULL"""
 _NOTE_LAST_USE = "UPDATE api_tokens SET last_used_at = :now WHERE id = :token_id"
-_USER_ACTIVE = "SELECT is_active FROM users WHERE id = :user_id"
 
 
 def user_id_for_token(session: Session, plain: str) -> int | None:
@@ -134,15 +166,15 @@ def user_for_token(session: Session, plain: str) -> User | None:
     return None if user_id is None else session.get(User, user_id)
 
 
-def active_user_id(session: Session, *, token: str | None = None, user_id: int | None = None) -> int:
-    """The caller's user id, from an API token or a signed-in session's user; else NotAuthenticated."""
+def active_user_id(session: Session, *, token: str | None = None, session_key: str | None = None) -> int:
+    """The caller's user id, from an API token or a browser session's key; else NotAuthenticated."""
     if token is not None:
         found = user_id_for_token(session, token)
         if found is None:
             raise NotAuthenticated("invalid or revoked API token")
         return found
-    if user_id is not None and RawSql.of(session).scalar(_USER_ACTIVE, {"user_id": user_id}):
-        return user_id
+    if session_key is not None and (found := user_id_for_web_session(session, session_key)) is not None:
+        return found
     raise NotAuthenticated("sign in, or send an API token as 'Authorization: Bearer <token>'")
 
 
@@ -187,7 +219,8 @@ def update_user(
 ) -> User:
     """Rename, change the role or language of, deactivate or reactivate a user.
 
-    A deactivated user's sessions and API tokens stop working at their next request.
+    A deactivated user's API tokens stop working at their next request, and their browsers are
+    signed out for good: reactivating them does not bring those sessions back.
     """
     if user.id == actor.id and (is_active is False or (role is not None and role is not actor.role)):
         raise Conflict("you cannot deactivate yourself or change your own role")
@@ -202,6 +235,8 @@ def update_user(
     if is_active is not None:
         user.is_active = is_active
     session.flush()
+    if is_active is False:
+        end_all_web_sessions(session, user_id=user.id)
     return user
 
 

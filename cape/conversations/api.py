@@ -41,7 +41,7 @@ async def post_inbound(body: InboundIn, request: Request, credentials: Unchecked
 
     def prepare(session: Session) -> InboundMessage:
         # In the inbound writer's transaction: the caller is checked before anything is stored.
-        user_id = active_user_id(session, token=credentials.token, user_id=credentials.session_user_id)
+        user_id = active_user_id(session, token=credentials.token, session_key=credentials.session_key)
         return InboundMessage(
             channel=builtin_channel(session, kind), sender=sender, subject=body.subject, body_text=body.body,
             external_id=body.external_id, conversation_id=body.conversation_id, raw=raw,
@@ -51,7 +51,7 @@ async def post_inbound(body: InboundIn, request: Request, credentials: Unchecked
     try:
         result = await request.app.state.inbound_queue.ingest(prepare)
     except NotAuthenticated:
-        if credentials.session_user_id is not None:
+        if credentials.session_key is not None:
             request.session.clear()
         raise
     # Built directly: the response model documents it, and this route is the hottest in Cape.

@@ -26,7 +26,7 @@ from cape.models.conversations import (
 )
 from cape.models.customers import Customer, Identity, IdentityKind, Order
 from cape.models.email import Attachment, MailboxState
-from cape.models.users import ApiToken, Role, Team, TeamMember, User
+from cape.models.users import ApiToken, Role, Team, TeamMember, User, UserSession
 
 __all__ = [
     "Action",
@@ -63,4 +63,5 @@ __all__ = [
     "Team",
     "TeamMember",
     "User",
+    "UserSession",
 ]

@@ -71,3 +71,16 @@ class ApiToken(IdMixin, CreatedMixin, Base):
     revoked_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship(lazy="raise")
+
+
+class UserSession(IdMixin, CreatedMixin, Base):
+    """A browser's sign-in. Its cookie holds a random key, of which only the hash is kept here;
+    signing out revokes it, so a copy of the cookie stops working too."""
+
+    __tablename__ = "user_sessions"
+    __table_args__ = (UniqueConstraint("key_hash"),)
+
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    revoked_at: Mapped[datetime | None]

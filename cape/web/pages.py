@@ -10,7 +10,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
 from cape.auth import service as auth_service
-from cape.auth.deps import CsrfProtected, CurrentUser, DbSession
+from cape.auth.deps import SESSION_KEY, CsrfProtected, CurrentUser, DbSession
 from cape.channels.base import InboundMessage, Sender, builtin_channel
 from cape.channels.email import service as email_service
 from cape.conversations import service
@@ -58,13 +58,19 @@ def login(
     if user is None:
         context = {"next": _safe_next(next), "error": "bad_credentials", "email": email}
         return render(request, "login.html", context, status_code=401)
+    if isinstance(previous := request.session.get(SESSION_KEY), str):
+        auth_service.end_web_session(session, previous)
     request.session.clear()  # a fresh session (and CSRF token) at sign-in
-    request.session["user_id"] = user.id
+    request.session[SESSION_KEY] = auth_service.start_web_session(
+        session, user=user, user_agent=request.headers.get("user-agent")
+    )
     return RedirectResponse(_safe_next(next), status_code=303)
 
 
 @router.post("/logout")
-async def logout(request: Request, user: CurrentUser):
+def logout(request: Request, session: DbSession, user: CurrentUser):
+    if isinstance(key := request.session.get(SESSION_KEY), str):
+        auth_service.end_web_session(session, key)  # a copy of the cookie stops working too
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 

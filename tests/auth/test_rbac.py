@@ -7,9 +7,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from cape.app import create_app
+from cape.auth.service import end_all_web_sessions
 from cape.config import Settings
+from cape.models import UserSession
 from tests.fixtures.factories import make_inbound
 from tests.fixtures.web import form_csrf, sign_in
 
@@ -144,3 +147,41 @@ def test_admin_deactivates_a_user_whose_token_then_stops_working(client, alice_a
     assert own.status_code == 409
     bad = client.patch(url, json={"language": "xx"}, headers=carol_admin.headers)
     assert bad.status_code == 422
+
+
+HTML = {"accept": "text/html"}
+
+
+def test_signing_out_ends_the_session_for_every_copy_of_its_cookie(client, db, alice_agent):
+    headers = sign_in(client, alice_agent)
+    copied = dict(client.cookies)
+    assert client.get("/inbox", headers=HTML, follow_redirects=False).status_code == 200
+    assert client.post("/logout", headers=headers, follow_redirects=False).status_code == 303
+
+    client.cookies.clear()
+    for name, value in copied.items():
+        client.cookies.set(name, value)  # the cookie as it was before signing out
+    response = client.get("/inbox", headers=HTML, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"].startswith("/login")
+    assert client.get("/api/v1/conversations").status_code == 401
+    # Only the hash of a session's key is kept.
+    assert all(len(key_hash) == 64 for key_hash in db.scalars(select(UserSession.key_hash)))
+
+
+def test_a_deactivated_user_is_signed_out_of_open_sessions(client, db, alice_agent, carol_admin):
+    sign_in(client, alice_agent)
+    assert client.get("/inbox", headers=HTML, follow_redirects=False).status_code == 200
+    url = f"/api/v1/users/{alice_agent.user.id}"
+    changed = client.patch(url, json={"is_active": False}, headers=carol_admin.headers)
+    assert changed.status_code == 200, changed.text
+    assert client.get("/inbox", headers=HTML, follow_redirects=False).status_code == 303
+    back = client.patch(url, json={"is_active": True}, headers=carol_admin.headers)
+    assert back.status_code == 200
+    assert client.get("/inbox", headers=HTML, follow_redirects=False).status_code == 303  # those sessions stay ended
+
+
+def test_signing_out_everywhere_ends_every_sign_in_of_the_user(client, db, alice_agent):
+    sign_in(client, alice_agent)
+    assert end_all_web_sessions(db, user_id=alice_agent.user.id) == 1
+    db.commit()
+    assert client.get("/inbox", headers=HTML, follow_redirects=False).status_code == 303
