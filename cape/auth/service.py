@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -15,7 +15,7 @@ from cape.config import SUPPORTED_LANGUAGES
 from cape.kit.clock import utcnow
 from cape.kit.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from cape.kit.rawsql import RawSql
-from cape.models import ApiToken, Role, Team, TeamMember, User, UserSession
+from cape.models import ApiToken, Role, SignInFailure, Team, TeamMember, User, UserSession
 
 TOKEN_PREFIX = "cape_"  # noqa: S105 - a public prefix, not a secret
 _LAST_USED_RESOLUTION = timedelta(minutes=5)
@@ -119,6 +119,40 @@ def end_all_web_sessions(session: Session, *, user_id: int) -> int:
         "UPDATE user_sessions SET revoked_at = :now WHERE user_id = :user_id AND revoked_at IS NULL",
         {"now": raw.datetime(utcnow()), "user_id": user_id},
     )
+
+
+# Password guessing is slowed, not just logged: past these many refusals within the window, a
+# sign-in is refused before the password is even checked, for that email or that address.
+SIGN_IN_WINDOW = timedelta(minutes=15)
+MAX_FAILURES_PER_EMAIL = 10
+MAX_FAILURES_PER_ADDRESS = 50
+
+
+def sign_in_retry_after(session: Session, *, email: str, address: str) -> int | None:
+    """Seconds until this email may try to sign in from this address again; None: it may now."""
+    since = utcnow() - SIGN_IN_WINDOW
+    email = normalize_email(email)
+    retry_after = None
+    for column, value, limit in ((SignInFailure.email, email, MAX_FAILURES_PER_EMAIL),
+                                 (SignInFailure.address, address, MAX_FAILURES_PER_ADDRESS)):  # fmt: skip
+        recent = select(SignInFailure.created_at).where(column == value, SignInFailure.created_at > since)
+        times = list(session.scalars(recent.order_by(SignInFailure.created_at.desc()).limit(limit)))
+        if len(times) >= limit:  # free again once the oldest of the last `limit` leaves the window
+            wait = int((times[-1] + SIGN_IN_WINDOW - utcnow()).total_seconds()) + 1
+            retry_after = max(retry_after or 0, wait)
+    return retry_after
+
+
+def record_sign_in_failure(session: Session, *, email: str, address: str) -> None:
+    """Count a refused sign-in; what has left the window is forgotten."""
+    session.execute(delete(SignInFailure).where(SignInFailure.created_at <= utcnow() - SIGN_IN_WINDOW))
+    session.add(SignInFailure(email=normalize_email(email)[:320], address=address[:64]))
+    session.flush()
+
+
+def clear_sign_in_failures(session: Session, *, email: str) -> None:
+    """A successful sign-in forgets that email's refusals (not its address's)."""
+    session.execute(delete(SignInFailure).where(SignInFailure.email == normalize_email(email)))
 
 
 def _hash_token(token: str) -> str:

@@ -26,7 +26,7 @@ from cape.models.conversations import (
 )
 from cape.models.customers import Customer, Identity, IdentityKind, Order
 from cape.models.email import Attachment, MailboxState
-from cape.models.users import ApiToken, Role, Team, TeamMember, User, UserSession
+from cape.models.users import ApiToken, Role, SignInFailure, Team, TeamMember, User, UserSession
 
 __all__ = [
     "Action",
@@ -59,6 +59,7 @@ __all__ = [
     "RawSource",
     "RawStatus",
     "Role",
+    "SignInFailure",
     "SpendCounter",
     "Team",
     "TeamMember",

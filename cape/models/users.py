@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Enum, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cape.models.base import Base, BigId, CreatedMixin, IdMixin
@@ -84,3 +84,14 @@ class UserSession(IdMixin, CreatedMixin, Base):
     key_hash: Mapped[str] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(300))
     revoked_at: Mapped[datetime | None]
+
+
+class SignInFailure(IdMixin, CreatedMixin, Base):
+    """A refused sign-in, counted per email and per network address to slow password guessing."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (Index("ix_sign_in_failures_email_created", "email", "created_at"),
+                      Index("ix_sign_in_failures_address_created", "address", "created_at"))  # fmt: skip
+
+    email: Mapped[str] = mapped_column(String(320))
+    address: Mapped[str] = mapped_column(String(64))

@@ -54,10 +54,19 @@ def login(
     password: Annotated[str, Form()],
     next: Annotated[str, Form()] = "/inbox",
 ):
+    address = request.client.host if request.client else "unknown"
+    retry_after = auth_service.sign_in_retry_after(session, email=email, address=address)
+    if retry_after is not None:
+        context = {"next": _safe_next(next), "error": "too_many_attempts", "email": email}
+        response = render(request, "login.html", context, status_code=429)
+        response.headers["Retry-After"] = str(retry_after)
+        return response
     user = auth_service.authenticate(session, email=email, password=password)
     if user is None:
+        auth_service.record_sign_in_failure(session, email=email, address=address)
         context = {"next": _safe_next(next), "error": "bad_credentials", "email": email}
         return render(request, "login.html", context, status_code=401)
+    auth_service.clear_sign_in_failures(session, email=email)
     if isinstance(previous := request.session.get(SESSION_KEY), str):
         auth_service.end_web_session(session, previous)
     request.session.clear()  # a fresh session (and CSRF token) at sign-in

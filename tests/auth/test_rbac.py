@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import re
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cape.app import create_app
-from cape.auth.service import end_all_web_sessions
+from cape.auth.service import (
+    MAX_FAILURES_PER_ADDRESS,
+    MAX_FAILURES_PER_EMAIL,
+    SIGN_IN_WINDOW,
+    end_all_web_sessions,
+)
 from cape.config import Settings
-from cape.models import UserSession
+from cape.kit.clock import utcnow
+from cape.models import SignInFailure, UserSession
 from tests.fixtures.factories import make_inbound
-from tests.fixtures.web import form_csrf, sign_in
+from tests.fixtures.web import PASSWORD, form_csrf, sign_in
 
 
 def api_routes():
@@ -185,3 +192,29 @@ def test_signing_out_everywhere_ends_every_sign_in_of_the_user(client, db, alice
     assert end_all_web_sessions(db, user_id=alice_agent.user.id) == 1
     db.commit()
     assert client.get("/inbox", headers=HTML, follow_redirects=False).status_code == 303
+
+
+def test_password_guessing_is_refused_for_a_while_then_allowed_again(client, db, alice_agent, monkeypatch):
+    def attempt(password: str):
+        data = {"email": alice_agent.user.email, "password": password, "csrf_token": form_csrf(client)}
+        return client.post("/login", data=data, follow_redirects=False)
+
+    for _ in range(MAX_FAILURES_PER_EMAIL):
+        assert attempt("guess").status_code == 401
+    refused = attempt(PASSWORD)  # even the right password, while the email is being guessed at
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["Retry-After"]) <= SIGN_IN_WINDOW.total_seconds() + 1
+    assert "Too many failed sign-ins" in refused.text
+
+    later = utcnow() + SIGN_IN_WINDOW + timedelta(seconds=1)
+    monkeypatch.setattr("cape.auth.service.utcnow", lambda: later)
+    assert attempt(PASSWORD).status_code == 303
+    assert db.scalar(select(func.count()).select_from(SignInFailure)) == 0  # forgotten on success
+
+
+def test_one_address_guessing_many_emails_is_refused_too(client, db, alice_agent):
+    for n in range(MAX_FAILURES_PER_ADDRESS):
+        data = {"email": f"guess{n}@example.test", "password": "x", "csrf_token": form_csrf(client)}
+        assert client.post("/login", data=data).status_code == 401
+    data = {"email": alice_agent.user.email, "password": PASSWORD, "csrf_token": form_csrf(client)}
+    assert client.post("/login", data=data).status_code == 429
