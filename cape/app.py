@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -50,7 +51,9 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
         yield
         app.state.inbound_queue.close()
         if consumer is not None:
-            consumer.stop(graceful=True)
+            # In a thread: the loop keeps running meanwhile, to give back a write turn it may
+            # have been handed, which the finishing jobs may need.
+            await asyncio.to_thread(consumer.stop, graceful=True)
         engine.dispose()
 
     app = FastAPI(

@@ -80,10 +80,23 @@ def _run_after_commit(session: Session) -> None:
 
 @event.listens_for(Session, "after_soft_rollback")
 def _drop_on_rollback(session: Session, previous_transaction) -> None:
-    if previous_transaction.parent is None:
+    # What a rollback undoes reaches up to the nearest savepoint, or the whole transaction: a
+    # flush that fails inside a savepoint rolls back through a sub-transaction of its own.
+    undone = previous_transaction
+    while undone.parent is not None and not undone.nested:
+        undone = undone.parent
+    if undone.parent is None:
         session.info.pop(_PENDING, None)
-    elif previous_transaction.nested and (pending := session.info.get(_PENDING)):
-        pending[:] = [entry for entry in pending if not _inside(entry[0], previous_transaction)]
+    elif pending := session.info.get(_PENDING):
+        pending[:] = [entry for entry in pending if not _inside(entry[0], undone)]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_on_close(session: Session, transaction) -> None:
+    # A transaction closed with neither commit nor rollback (Session.close) announces nothing;
+    # after a commit the list is gone already.
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
 
 
 def _inside(savepoint, rolled_back) -> bool:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from cape import events
 from cape.kit.clock import utcnow
 from cape.kit.rawsql import RawSql
-from cape.models import Customer
+from cape.models import Customer, Identity, IdentityKind
 
 
 @pytest.fixture
@@ -19,11 +20,13 @@ def announced():
     unsubscribe()
 
 
-def test_events_wait_for_the_commit_and_a_rollback_drops_them(db, announced):
+@pytest.mark.parametrize("end", ["rollback", "close"])
+def test_events_wait_for_the_commit_and_a_transaction_ended_otherwise_drops_them(db, announced, end):
     db.connection()  # events follow a change, inside a transaction
     events.emit(db, "test.happened", n=1)
     assert announced == []
-    db.rollback()
+    getattr(db, end)()  # a closed session announces nothing of its unfinished transaction either
+    db.connection()
     events.emit(db, "test.happened", n=2)
     db.commit()
     assert announced == [2]
@@ -55,3 +58,17 @@ def test_driver_statements_inside_a_savepoint_are_undone_with_it(db):
         raise ValueError
     db.commit()
     assert list(db.scalars(select(Customer.name).where(Customer.name.in_(["Kept", "Undone"])))) == ["Kept"]
+
+
+def test_a_savepoint_rolled_back_by_a_failed_flush_drops_its_announcements(db, announced):
+    customer = Customer(name="Twice")
+    db.add(customer)
+    db.flush()
+    with pytest.raises(IntegrityError), db.begin_nested():
+        events.emit(db, "test.happened", n=1)
+        for _ in range(2):  # the same identity twice: the flush fails inside the savepoint
+            db.add(Identity(customer_id=customer.id, kind=IdentityKind.email, value="twice@example.org"))
+        db.flush()
+    events.emit(db, "test.happened", n=2)
+    db.commit()
+    assert announced == [2]

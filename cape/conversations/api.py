@@ -29,8 +29,13 @@ from cape.models import ChannelKind, Conversation, ConversationStatus, Message
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
 
 
+# The largest valid message (a 200,000-character body, escaped) with room to spare: the raw
+# source keeps the body whole, keys the schema ignores included.
+MAX_INBOUND_BYTES = 2 * 1024 * 1024
+
+
 @router.post(
-    "/messages/inbound", response_model=InboundOut, status_code=201,
+    "/messages/inbound", response_model=InboundOut, status_code=201, max_body_size=MAX_INBOUND_BYTES,
     responses={200: {"model": InboundOut, "description": "Received before (same external_id): the same ids"}},
 )  # fmt: skip
 async def post_inbound(body: InboundIn, request: Request, credentials: UncheckedCredentials):

@@ -33,7 +33,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from cape.channels.base import InboundMessage
-from cape.conversations.service import IngestResult, ingest_many
+from cape.conversations.service import IngestResult, ingest_many, is_transient
 from cape.db import WriteTurn, write_turn
 from cape.kit.errors import CapeError, DatabaseBusy
 
@@ -45,6 +45,8 @@ Prepare = Callable[[Session], InboundMessage]
 
 # How long messages wait for a write turn that another process keeps, before a 503.
 _TURN_TIMEOUT_S = 30.0
+# Tries of one message when the database answers "try again" (PostgreSQL deadlocks).
+_TRANSIENT_ATTEMPTS = 3
 
 _STOP = object()
 _UNKNOWN = object()
@@ -73,24 +75,39 @@ class _BatchIngester:
             return
         except Exception as exc:
             self.close()
-            if len(batch) == 1:
+            if len(batch) > 1:
+                log.warning("a batch of inbound messages failed together; ingesting each alone", exc_info=True)
+            elif not is_transient(exc):
                 batch[0].outcome = batch[0].outcome or exc
                 return
-            log.warning("a batch of inbound messages failed together; ingesting each alone", exc_info=True)
         # Nothing of this batch was committed (filing failures are answered per message inside
-        # ingest_many): each is tried on its own, so that one cannot fail the others.
+        # ingest_many): each is tried on its own, so that one cannot fail the others, and tried
+        # again in a fresh transaction when the database said "try again" (a deadlock).
         for pending in batch:
-            pending.outcome = None
-            try:
-                self._ingest_together([pending])
-            except Exception as exc:
-                self.close()
-                pending.outcome = pending.outcome or exc
+            for _ in range(_TRANSIENT_ATTEMPTS):
+                pending.outcome = None
+                try:
+                    self._ingest_together([pending])
+                    break
+                except Exception as exc:
+                    self.close()
+                    pending.outcome = pending.outcome or exc
+                    if not is_transient(exc):
+                        break
 
     def close(self) -> None:
         if self._session is not None:
             self._session.close()
             self._session = None
+
+    def discard(self) -> None:
+        """Forget the session without touching its connection, which may be broken."""
+        session, self._session = self._session, None
+        if session is not None:
+            try:
+                session.close()
+            except Exception:
+                log.warning("closing a failed session failed", exc_info=True)
 
     def end_transaction(self) -> None:
         if self._session is not None and self._session.in_transaction():
@@ -136,7 +153,8 @@ class _TurnWaiter:
             loop, then = request
             try:
                 self._turn.wait(_TURN_TIMEOUT_S)
-            except DatabaseBusy:
+            except Exception:  # DatabaseBusy, or worse: the loop must hear of it either way
+                log.warning("could not take the write turn for the inbound queue", exc_info=True)
                 taken = False
             else:
                 taken = True
@@ -189,10 +207,15 @@ class InboundQueue:
         if writer is not None:
             self._queue.put(_STOP)
             writer.join()
-        self._on_loop.close()
         if self._turn_waiter is not None:
             self._turn_waiter.close()
             self._turn_waiter = None
+        if self._turn_timer is not None:
+            self._turn_timer.cancel()
+            self._turn_timer = None
+        self._answer_busy()  # none of these was stored: their callers may retry
+        self._flush_scheduled = False
+        self._on_loop.close()
 
     def _loop_turn(self) -> WriteTurn | None:
         """The SQLite write turn batches may take on the loop; None where they must not."""
@@ -208,9 +231,13 @@ class InboundQueue:
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         turn = self._loop_turn()
         assert turn is not None
+        batch: list[_Pending] = []
         with turn.try_reserve() as reserved:
             if reserved:
-                batch = self._ingest_next_batch()
+                try:
+                    batch = self._ingest_next_batch()
+                finally:
+                    self._after_batch(loop, batch)
         if not reserved:
             # Another writer has the turn: another worker process, usually, for a fraction of
             # a millisecond. A thread waits for it in the kernel and hands it to the loop, which
@@ -219,8 +246,6 @@ class InboundQueue:
                 self._turn_waiter = _TurnWaiter(turn)
             self._turn_waiter.wait_for(loop, self._flush_in_turn)
             self._turn_timer = loop.call_later(_TURN_TIMEOUT_S, self._turn_timed_out, loop)
-            return
-        self._after_batch(loop, batch)
 
     def _flush_in_turn(self, loop: asyncio.AbstractEventLoop, taken: bool) -> None:
         """On the loop, with the write turn the waiter took for it (unless ``taken`` is False)."""
@@ -233,16 +258,25 @@ class InboundQueue:
             return
         turn = self._loop_turn()
         assert turn is not None
+        batch: list[_Pending] = []
         with turn.held():
-            batch = self._ingest_next_batch()
-        self._after_batch(loop, batch)
+            try:
+                batch = self._ingest_next_batch()
+            finally:
+                self._after_batch(loop, batch)
 
     def _ingest_next_batch(self) -> list[_Pending]:
         batch = [pending for pending in self._waiting[: self._max_batch] if not pending.future.done()]
         del self._waiting[: self._max_batch]
         if batch:
-            self._on_loop.ingest(batch)
-            self._on_loop.end_transaction()  # none may outlive the turn
+            try:
+                self._on_loop.ingest(batch)
+                self._on_loop.end_transaction()  # none may outlive the turn
+            except Exception as exc:  # ingest answers per message; this is the session itself failing
+                log.exception("the inbound queue's session failed")
+                self._on_loop.discard()
+                for pending in batch:
+                    pending.outcome = pending.outcome or exc
         return batch
 
     def _after_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:

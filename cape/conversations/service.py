@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, insert, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from cape import events
@@ -147,9 +147,22 @@ def _file_alone(session: Session, *, inbound: InboundMessage, raw_id: int) -> In
                 _mark_raw(session, raw_id, RawStatus.failed, f"gave up after {attempt} concurrent conflicts: {exc}")
                 return exc
         except Exception as exc:
+            if is_transient(exc):
+                # Nothing wrong with the message, only its timing; this transaction keeps the
+                # locks of the messages filed before it, so the caller starts a fresh one.
+                raise
             _mark_raw(session, raw_id, RawStatus.failed, exc.message if isinstance(exc, CapeError) else repr(exc))
             return exc
     raise AssertionError("unreachable")
+
+
+# PostgreSQL's deadlock and serialization failures.
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a database error says "try again" (a deadlock, a serialization failure)."""
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES
 
 
 @contextmanager

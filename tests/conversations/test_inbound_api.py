@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from cape.conversations.api import MAX_INBOUND_BYTES
 from cape.models import Customer, Identity, Message, RawSource, RawStatus
 
 
@@ -124,6 +125,14 @@ def test_the_raw_source_is_the_request_body_byte_for_byte(client, alice_agent):
     raw = client.get(f"/api/v1/messages/{response.json()['message_id']}/raw", headers=alice_agent.headers)
     assert raw.content == sent
     assert raw.headers["content-type"].startswith("application/json")
+
+
+def test_a_body_over_the_limit_is_refused_and_nothing_is_stored(client, db, alice_agent):
+    padding = "x" * (MAX_INBOUND_BYTES + 1)
+    body = {"from": {"email": "big@example.org"}, "body": "hi", "padding": padding}
+    response = client.post("/api/v1/messages/inbound", json=body, headers=alice_agent.headers)
+    assert response.status_code == 413  # the framework's limit, before the body is read whole
+    assert db.scalar(select(func.count()).select_from(RawSource)) == 0
 
 
 def test_malformed_json_is_a_400(client, alice_agent):

@@ -9,12 +9,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 
 from cape import events
 from cape.channels.base import InboundMessage, Sender, builtin_channel
-from cape.conversations.inbound_queue import InboundQueue
+from cape.conversations.inbound_queue import InboundQueue, _BatchIngester
 from cape.conversations.service import IngestResult, ingest_many
 from cape.db import create_db_engine, create_session_factory
 from cape.kit.errors import DatabaseBusy, InvalidInput, NotAuthenticated
@@ -133,6 +135,28 @@ def test_many_waiting_requests_are_ingested_together_and_each_answered(committed
     assert len({r.customer_id for r in results}) == 7
     with committed() as session:
         assert session.scalar(select(func.count()).select_from(Message)) == 50
+
+
+def test_a_deadlock_is_tried_again_in_a_fresh_transaction_not_marked_failed(committed, monkeypatch):
+    from cape.conversations import service
+
+    file_inbound, deadlocks = service._file_inbound, []
+
+    def deadlocks_once(session, **kwargs):
+        if not deadlocks:
+            deadlocks.append(True)
+            raise OperationalError("UPDATE conversations ...", {}, psycopg.errors.DeadlockDetected("deadlock detected"))
+        return file_inbound(session, **kwargs)
+
+    monkeypatch.setattr(service, "_file_inbound", deadlocks_once)
+    queue = InboundQueue(committed)
+    try:
+        result = asyncio.run(queue.ingest(lambda s: _inbound(s, "unlucky@example.org", external_id="dl")))
+    finally:
+        queue.close()
+    assert deadlocks and result.created
+    with committed() as session:  # the first try left nothing behind, not even a failed raw source
+        assert [(r.external_id, r.status) for r in session.scalars(select(RawSource))] == [("dl", RawStatus.processed)]
 
 
 def test_a_refused_caller_is_answered_alone_and_nothing_of_it_is_stored(committed):
@@ -260,6 +284,50 @@ def test_a_turn_kept_too_long_answers_busy_and_the_next_message_gets_through(tmp
         assert result.created
         with create_session_factory(engine)() as session:
             assert session.scalars(select(RawSource.external_id)).all() == ["next"]
+
+
+def test_a_failing_session_answers_its_batch_and_the_queue_goes_on(tmp_path, monkeypatch):
+    end_transaction, failures = _BatchIngester.end_transaction, []
+
+    def fails_once(self):
+        if not failures:
+            failures.append(True)
+            raise RuntimeError("the connection broke")
+        end_transaction(self)
+
+    monkeypatch.setattr(_BatchIngester, "end_transaction", fails_once)
+    with fresh_database("sqlite", tmp_path) as (_, engine):
+        queue = InboundQueue(create_session_factory(engine))
+
+        async def main():
+            first = await asyncio.wait_for(queue.ingest(lambda s: _inbound(s, "one@example.org", external_id="1")), 10)
+            second = await asyncio.wait_for(queue.ingest(lambda s: _inbound(s, "two@example.org", external_id="2")), 10)
+            return first, second
+
+        try:
+            first, second = asyncio.run(main())
+        finally:
+            queue.close()
+    assert failures and first.created and second.created  # the first was committed before the failure
+
+
+def test_closing_while_waiting_for_the_turn_answers_busy_and_the_queue_starts_again(tmp_path):
+    with _another_process_writing(tmp_path) as (queue, release, _):
+
+        async def shut_down_while_waiting():
+            waiting = asyncio.ensure_future(queue.ingest(lambda s: _inbound(s, "early@example.org", external_id="e")))
+            await asyncio.sleep(0.05)
+            queue.close()
+            with pytest.raises(DatabaseBusy):
+                await waiting
+
+        asyncio.run(shut_down_while_waiting())
+        release.set()
+
+        async def again():
+            return await asyncio.wait_for(queue.ingest(lambda s: _inbound(s, "again@example.org", external_id="a")), 10)
+
+        assert asyncio.run(again()).created
 
 
 def test_raw_values_read_back_through_the_orm(db):
