@@ -133,13 +133,15 @@ def _serve(settings: Settings, *, workers: int, jobs: bool) -> None:
             consumer = job_queue.start_in_process_consumer()
         try:
             uvicorn.run("cape.app:create_app", factory=True, host=settings.host, port=settings.port,
-                        workers=workers, access_log=False, log_config=None)  # fmt: skip
+                        workers=workers, access_log=False, log_config=None,
+                        forwarded_allow_ips=settings.forwarded_allow_ips)  # fmt: skip
         finally:
             if consumer is not None:
                 consumer.stop(graceful=True)
         return
     application = create_app(settings, run_jobs=jobs)
-    uvicorn.run(application, host=settings.host, port=settings.port, access_log=False, log_config=None)
+    uvicorn.run(application, host=settings.host, port=settings.port, access_log=False, log_config=None,
+                forwarded_allow_ips=settings.forwarded_allow_ips)  # fmt: skip
 
 
 def _env_overrides(settings: Settings) -> dict[str, object]:

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     default_language: str = "en"
     session_max_age_s: int = 14 * 24 * 3600
     cookie_secure: bool = False
+    # Proxies whose X-Forwarded-For gives the client's address (rate limits count by it): a
+    # comma-separated list of addresses or networks, "*" for any. Only the local host by default.
+    forwarded_allow_ips: str = "127.0.0.1"
     inbound_max_body_chars: int = Field(default=200_000, ge=1)
     smtp_port: int | None = None
     # How resolution actions are carried out: the built-in ledger, or the store's webhook.

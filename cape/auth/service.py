@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -15,7 +15,7 @@ from cape.config import SUPPORTED_LANGUAGES
 from cape.kit.clock import utcnow
 from cape.kit.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from cape.kit.rawsql import RawSql
-from cape.models import ApiToken, Role, SignInFailure, Team, TeamMember, User, UserSession
+from cape.models import ApiToken, Role, Team, TeamMember, User, UserSession
 
 TOKEN_PREFIX = "cape_"  # noqa: S105 - a public prefix, not a secret
 _LAST_USED_RESOLUTION = timedelta(minutes=5)
@@ -77,19 +77,40 @@ def get_user_by_email(session: Session, email: str) -> User:
     return user
 
 
-def authenticate(session: Session, *, email: str, password: str) -> User | None:
-    """The active user with these credentials, or None (same timing either way)."""
-    user = session.scalar(select(User).where(User.email == normalize_email(email)))
-    ok = verify_password(user.password_hash if user else None, password)
-    if not ok or user is None or not user.is_active:
-        return None
+def sign_in_candidate(session: Session, *, email: str) -> tuple[int, str | None] | None:
+    """(id, password hash) of the active user with this email, or None."""
+    row = session.execute(
+        select(User.id, User.password_hash, User.is_active).where(User.email == normalize_email(email))
+    ).first()
+    return (row.id, row.password_hash) if row is not None and row.is_active else None
+
+
+def check_password(candidate: tuple[int, str | None] | None, password: str) -> int | None:
+    """The candidate's user id when the password is right; as slow either way, so that timing
+    does not tell whether the email belongs to anyone. Runs outside any transaction."""
+    ok = verify_password(candidate[1] if candidate else None, password)
+    return candidate[0] if ok and candidate is not None else None
+
+
+def signed_in_user(session: Session, *, user_id: int, password: str) -> User:
+    """The user who just proved their password, with its hash renewed if the parameters changed."""
+    user = session.get_one(User, user_id)
     if needs_rehash(user.password_hash or ""):
         user.password_hash = hash_password(password)
     return user
 
 
-def start_web_session(session: Session, *, user: User, user_agent: str | None = None) -> str:
-    """A new browser sign-in for ``user``; returns the key for its cookie (only its hash is kept)."""
+def start_web_session(session: Session, *, user: User, user_agent: str | None = None, keep_for: timedelta) -> str:
+    """A new browser sign-in for ``user``; returns the key for its cookie (only its hash is kept).
+
+    The user's sign-ins that ended, or whose cookies have expired (older than ``keep_for``), go.
+    """
+    session.execute(
+        delete(UserSession).where(
+            UserSession.user_id == user.id,
+            or_(UserSession.revoked_at.is_not(None), UserSession.created_at < utcnow() - keep_for),
+        )
+    )
     key = secrets.token_urlsafe(32)
     session.add(UserSession(user_id=user.id, key_hash=_hash_token(key), user_agent=(user_agent or "")[:300] or None))
     session.flush()
@@ -119,40 +140,6 @@ def end_all_web_sessions(session: Session, *, user_id: int) -> int:
         "UPDATE user_sessions SET revoked_at = :now WHERE user_id = :user_id AND revoked_at IS NULL",
         {"now": raw.datetime(utcnow()), "user_id": user_id},
     )
-
-
-# Password guessing is slowed, not just logged: past these many refusals within the window, a
-# sign-in is refused before the password is even checked, for that email or that address.
-SIGN_IN_WINDOW = timedelta(minutes=15)
-MAX_FAILURES_PER_EMAIL = 10
-MAX_FAILURES_PER_ADDRESS = 50
-
-
-def sign_in_retry_after(session: Session, *, email: str, address: str) -> int | None:
-    """Seconds until this email may try to sign in from this address again; None: it may now."""
-    since = utcnow() - SIGN_IN_WINDOW
-    email = normalize_email(email)
-    retry_after = None
-    for column, value, limit in ((SignInFailure.email, email, MAX_FAILURES_PER_EMAIL),
-                                 (SignInFailure.address, address, MAX_FAILURES_PER_ADDRESS)):  # fmt: skip
-        recent = select(SignInFailure.created_at).where(column == value, SignInFailure.created_at > since)
-        times = list(session.scalars(recent.order_by(SignInFailure.created_at.desc()).limit(limit)))
-        if len(times) >= limit:  # free again once the oldest of the last `limit` leaves the window
-            wait = int((times[-1] + SIGN_IN_WINDOW - utcnow()).total_seconds()) + 1
-            retry_after = max(retry_after or 0, wait)
-    return retry_after
-
-
-def record_sign_in_failure(session: Session, *, email: str, address: str) -> None:
-    """Count a refused sign-in; what has left the window is forgotten."""
-    session.execute(delete(SignInFailure).where(SignInFailure.created_at <= utcnow() - SIGN_IN_WINDOW))
-    session.add(SignInFailure(email=normalize_email(email)[:320], address=address[:64]))
-    session.flush()
-
-
-def clear_sign_in_failures(session: Session, *, email: str) -> None:
-    """A successful sign-in forgets that email's refusals (not its address's)."""
-    session.execute(delete(SignInFailure).where(SignInFailure.email == normalize_email(email)))
 
 
 def _hash_token(token: str) -> str:

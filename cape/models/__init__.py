@@ -26,7 +26,7 @@ from cape.models.conversations import (
 )
 from cape.models.customers import Customer, Identity, IdentityKind, Order
 from cape.models.email import Attachment, MailboxState
-from cape.models.users import ApiToken, Role, SignInFailure, Team, TeamMember, User, UserSession
+from cape.models.users import ApiToken, RateLimitHit, Role, Team, TeamMember, User, UserSession
 
 __all__ = [
     "Action",
@@ -56,10 +56,10 @@ __all__ = [
     "MessageDirection",
     "Order",
     "Priority",
+    "RateLimitHit",
     "RawSource",
     "RawStatus",
     "Role",
-    "SignInFailure",
     "SpendCounter",
     "Team",
     "TeamMember",

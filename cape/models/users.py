@@ -86,12 +86,12 @@ class UserSession(IdMixin, CreatedMixin, Base):
     revoked_at: Mapped[datetime | None]
 
 
-class SignInFailure(IdMixin, CreatedMixin, Base):
-    """A refused sign-in, counted per email and per network address to slow password guessing."""
+class RateLimitHit(IdMixin, CreatedMixin, Base):
+    """One counted attempt (a refused sign-in, a contact form sent) for a limit's key, kept only
+    as long as the limit's window (cape.auth.throttle)."""
 
-    __tablename__ = "sign_in_failures"
-    __table_args__ = (Index("ix_sign_in_failures_email_created", "email", "created_at"),
-                      Index("ix_sign_in_failures_address_created", "address", "created_at"))  # fmt: skip
+    __tablename__ = "rate_limit_hits"
+    __table_args__ = (Index("ix_rate_limit_hits_scope_key_created", "scope", "key", "created_at"),)
 
-    email: Mapped[str] = mapped_column(String(320))
-    address: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(320))

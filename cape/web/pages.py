@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated
 from urllib.parse import urlencode, urlparse
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
 from cape.auth import service as auth_service
+from cape.auth import throttle
 from cape.auth.deps import SESSION_KEY, CsrfProtected, CurrentUser, DbSession
 from cape.channels.base import InboundMessage, Sender, builtin_channel
 from cape.channels.email import service as email_service
@@ -25,6 +27,11 @@ router = APIRouter(include_in_schema=False)
 
 INBOX_VIEWS = ("mine", "unassigned", "all")
 CONTACT_MESSAGE_MAX_CHARS = 20_000
+
+
+def _client_host(request: Request) -> str | None:
+    """The client's address; behind a proxy, as its X-Forwarded-For says (CAPE_FORWARDED_ALLOW_IPS)."""
+    return request.client.host if request.client else None
 
 
 def _safe_next(target: str | None) -> str:
@@ -54,25 +61,31 @@ def login(
     password: Annotated[str, Form()],
     next: Annotated[str, Form()] = "/inbox",
 ):
-    address = request.client.host if request.client else "unknown"
-    retry_after = auth_service.sign_in_retry_after(session, email=email, address=address)
-    if retry_after is not None:
+    # Password guessing is slowed, not just logged: past a limit, the password is not even checked.
+    email_key, address = auth_service.normalize_email(email), throttle.address_key(_client_host(request))
+    counted = [(throttle.SIGN_IN_BY_EMAIL_AND_ADDRESS, f"{email_key} {address}"),
+               (throttle.SIGN_IN_BY_EMAIL, email_key), (throttle.SIGN_IN_BY_ADDRESS, address)]  # fmt: skip
+    throttle.serialize(session, email_key)
+    if wait := max(throttle.retry_after(session, limit, key) or 0 for limit, key in counted):
         context = {"next": _safe_next(next), "error": "too_many_attempts", "email": email}
-        response = render(request, "login.html", context, status_code=429)
-        response.headers["Retry-After"] = str(retry_after)
-        return response
-    user = auth_service.authenticate(session, email=email, password=password)
-    if user is None:
-        auth_service.record_sign_in_failure(session, email=email, address=address)
+        return render(request, "login.html", context, status_code=429, headers={"Retry-After": str(wait)})
+    for limit, key in counted:  # counted before the password is checked: parallel guesses count too
+        throttle.hit(session, limit, key)
+    candidate = auth_service.sign_in_candidate(session, email=email)
+    session.commit()  # hashing takes a while: no transaction (on SQLite, the write turn) waits on it
+    user_id = auth_service.check_password(candidate, password)
+    if user_id is None:
         context = {"next": _safe_next(next), "error": "bad_credentials", "email": email}
         return render(request, "login.html", context, status_code=401)
-    auth_service.clear_sign_in_failures(session, email=email)
+    user = auth_service.signed_in_user(session, user_id=user_id, password=password)
+    throttle.forget(session, *counted[0])  # this address's count for this account; the others stay
     if isinstance(previous := request.session.get(SESSION_KEY), str):
         auth_service.end_web_session(session, previous)
     request.session.clear()  # a fresh session (and CSRF token) at sign-in
     request.session[SESSION_KEY] = auth_service.start_web_session(
-        session, user=user, user_agent=request.headers.get("user-agent")
-    )
+        session, user=user, user_agent=request.headers.get("user-agent"),
+        keep_for=timedelta(seconds=request.app.state.settings.session_max_age_s),
+    )  # fmt: skip
     return RedirectResponse(_safe_next(next), status_code=303)
 
 
@@ -265,6 +278,10 @@ def contact_submit(
     website: Annotated[str, Form()] = "",  # honeypot: people leave it empty, bots fill it
 ):
     values = {"name": name, "email": email, "subject": subject, "message": message}
+    address = throttle.address_key(_client_host(request))
+    if wait := throttle.retry_after(session, throttle.CONTACT_BY_ADDRESS, address):
+        context = {"values": values, "errors": {}, "throttled": True}
+        return render(request, "contact.html", context, status_code=429, headers={"Retry-After": str(wait)})
     errors = {}
     if not email.strip():
         errors["email"] = "required"
@@ -289,5 +306,6 @@ def contact_submit(
         except CapeError as exc:
             errors[getattr(exc, "field", "email").removeprefix("from.")] = "invalid"
         else:
+            throttle.hit(session, throttle.CONTACT_BY_ADDRESS, address)
             return render(request, "contact_thanks.html", {})
     return render(request, "contact.html", {"values": values, "errors": errors}, status_code=422)

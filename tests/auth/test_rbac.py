@@ -11,15 +11,18 @@ import pytest
 from sqlalchemy import func, select
 
 from cape.app import create_app
-from cape.auth.service import (
-    MAX_FAILURES_PER_ADDRESS,
-    MAX_FAILURES_PER_EMAIL,
-    SIGN_IN_WINDOW,
-    end_all_web_sessions,
+from cape.auth.service import end_all_web_sessions
+from cape.auth.throttle import (
+    SIGN_IN_BY_ADDRESS,
+    SIGN_IN_BY_EMAIL,
+    SIGN_IN_BY_EMAIL_AND_ADDRESS,
+    address_key,
+    hit,
+    prune,
 )
 from cape.config import Settings
 from cape.kit.clock import utcnow
-from cape.models import SignInFailure, UserSession
+from cape.models import RateLimitHit, UserSession
 from tests.fixtures.factories import make_inbound
 from tests.fixtures.web import PASSWORD, form_csrf, sign_in
 
@@ -199,22 +202,44 @@ def test_password_guessing_is_refused_for_a_while_then_allowed_again(client, db,
         data = {"email": alice_agent.user.email, "password": password, "csrf_token": form_csrf(client)}
         return client.post("/login", data=data, follow_redirects=False)
 
-    for _ in range(MAX_FAILURES_PER_EMAIL):
+    for _ in range(SIGN_IN_BY_EMAIL_AND_ADDRESS.max_hits):
         assert attempt("guess").status_code == 401
     refused = attempt(PASSWORD)  # even the right password, while the email is being guessed at
     assert refused.status_code == 429
-    assert 0 < int(refused.headers["Retry-After"]) <= SIGN_IN_WINDOW.total_seconds() + 1
+    assert 0 < int(refused.headers["Retry-After"]) <= SIGN_IN_BY_EMAIL_AND_ADDRESS.window.total_seconds() + 1
     assert "Too many failed sign-ins" in refused.text
 
-    later = utcnow() + SIGN_IN_WINDOW + timedelta(seconds=1)
-    monkeypatch.setattr("cape.auth.service.utcnow", lambda: later)
+    later = utcnow() + SIGN_IN_BY_EMAIL_AND_ADDRESS.window + timedelta(seconds=1)
+    monkeypatch.setattr("cape.auth.throttle.utcnow", lambda: later)
     assert attempt(PASSWORD).status_code == 303
-    assert db.scalar(select(func.count()).select_from(SignInFailure)) == 0  # forgotten on success
+    email_hits = (
+        select(func.count()).select_from(RateLimitHit).where(RateLimitHit.scope == SIGN_IN_BY_EMAIL_AND_ADDRESS.scope)
+    )
+    assert db.scalar(email_hits) == 0  # forgotten on success
 
 
 def test_one_address_guessing_many_emails_is_refused_too(client, db, alice_agent):
-    for n in range(MAX_FAILURES_PER_ADDRESS):
+    for n in range(SIGN_IN_BY_ADDRESS.max_hits):
         data = {"email": f"guess{n}@example.test", "password": "x", "csrf_token": form_csrf(client)}
         assert client.post("/login", data=data).status_code == 401
     data = {"email": alice_agent.user.email, "password": PASSWORD, "csrf_token": form_csrf(client)}
     assert client.post("/login", data=data).status_code == 429
+
+
+def test_counts_of_other_addresses_do_not_lock_a_user_out(client, db, alice_agent):
+    for _ in range(SIGN_IN_BY_EMAIL_AND_ADDRESS.max_hits):  # someone else guessing, from elsewhere
+        hit(db, SIGN_IN_BY_EMAIL_AND_ADDRESS, f"{alice_agent.user.email} 203.0.113.7")
+        hit(db, SIGN_IN_BY_EMAIL, alice_agent.user.email)
+    data = {"email": alice_agent.user.email, "password": PASSWORD, "csrf_token": form_csrf(client)}
+    assert client.post("/login", data=data, follow_redirects=False).status_code == 303
+
+
+def test_ipv6_clients_count_by_their_64_and_expired_counts_are_pruned(db, monkeypatch):
+    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
+    assert address_key("::ffff:198.51.100.4") == address_key("198.51.100.4") == "198.51.100.4"
+    assert address_key(None) == "unknown"
+    hit(db, SIGN_IN_BY_ADDRESS, "198.51.100.4")
+    later = utcnow() + SIGN_IN_BY_ADDRESS.window + timedelta(seconds=1)
+    monkeypatch.setattr("cape.auth.throttle.utcnow", lambda: later)
+    assert prune(db) >= 1
+    assert db.scalar(select(func.count()).select_from(RateLimitHit)) == 0

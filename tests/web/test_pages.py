@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from cape.auth.throttle import CONTACT_BY_ADDRESS
 from cape.models import Conversation, Message, RawSource
 from tests.fixtures.factories import make_inbound
 from tests.fixtures.web import form_csrf, sign_in
@@ -105,6 +106,19 @@ def test_contact_form_silently_drops_bots(client, db):
     client.post("/contact", data={"csrf_token": token, "email": "bot@example.org", "message": "Buy",
                                   "website": "http://spam.example"})  # fmt: skip
     assert db.scalars(select(Message)).first() is None
+
+
+def test_contact_form_floods_from_one_address_are_held_back_keeping_the_text(client, db):
+    def send(n: int):
+        data = {"csrf_token": form_csrf(client, "/contact"), "email": f"eager{n}@example.org", "message": f"Hello {n}"}
+        return client.post("/contact", data=data, headers={"accept-language": "fr"})
+
+    for n in range(CONTACT_BY_ADDRESS.max_hits):
+        assert send(n).status_code == 200
+    held = send(99)
+    assert held.status_code == 429 and int(held.headers["Retry-After"]) > 0
+    assert "Merci de patienter" in held.text and "Hello 99" in held.text  # in their language, text kept
+    assert db.scalar(select(func.count()).select_from(Message)) == CONTACT_BY_ADDRESS.max_hits
 
 
 def test_pages_speak_the_agents_language(client, db, carol_admin):
