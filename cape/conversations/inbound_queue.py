@@ -96,18 +96,13 @@ class _BatchIngester:
                         break
 
     def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
-
-    def discard(self) -> None:
-        """Forget the session without touching its connection, which may be broken."""
+        """Forget the session; after a failure its connection may be broken, so closing may fail."""
         session, self._session = self._session, None
         if session is not None:
             try:
                 session.close()
             except Exception:
-                log.warning("closing a failed session failed", exc_info=True)
+                log.warning("closing the inbound queue's session failed", exc_info=True)
 
     def end_transaction(self) -> None:
         if self._session is not None and self._session.in_transaction():
@@ -274,7 +269,7 @@ class InboundQueue:
                 self._on_loop.end_transaction()  # none may outlive the turn
             except Exception as exc:  # ingest answers per message; this is the session itself failing
                 log.exception("the inbound queue's session failed")
-                self._on_loop.discard()
+                self._on_loop.close()
                 for pending in batch:
                     pending.outcome = pending.outcome or exc
         return batch
