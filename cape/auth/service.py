@@ -92,11 +92,21 @@ def check_password(candidate: tuple[int, str | None] | None, password: str) -> i
     return candidate[0] if ok and candidate is not None else None
 
 
-def signed_in_user(session: Session, *, user_id: int, password: str) -> User:
-    """The user who just proved their password, with its hash renewed if the parameters changed."""
-    user = session.get_one(User, user_id)
-    if needs_rehash(user.password_hash or ""):
-        user.password_hash = hash_password(password)
+def renewed_hash(candidate: tuple[int, str | None], password: str) -> str | None:
+    """A new hash of a proven password when the hashing parameters have changed, else None.
+    Runs outside any transaction: hashing takes a while."""
+    stored = candidate[1] or ""
+    return hash_password(password) if needs_rehash(stored) else None
+
+
+def signed_in_user(session: Session, *, candidate: tuple[int, str | None], new_hash: str | None) -> User | None:
+    """The user who just proved their password; None if deactivated, or their password changed,
+    while it was being checked."""
+    user = session.get(User, candidate[0])
+    if user is None or not user.is_active or user.password_hash != candidate[1]:
+        return None
+    if new_hash is not None:
+        user.password_hash = new_hash
     return user
 
 

@@ -8,6 +8,7 @@ work, and its cost, is done.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from dataclasses import dataclass
 from datetime import timedelta
@@ -51,11 +52,18 @@ def address_key(host: str | None) -> str:
     return str(address)
 
 
-def serialize(session: Session, key: str) -> None:
-    """Let one transaction at a time count attempts for ``key`` (check, then count, is a race
-    otherwise). On SQLite every writing transaction is alone already."""
+def serialize(session: Session, *keys: str) -> None:
+    """Let one transaction at a time count attempts for each of ``keys`` (check, then count, is a
+    race otherwise); always take them in the same order. On SQLite every writing transaction is
+    alone already."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+        for key in keys:
+            session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+
+
+def _stored(key: str) -> str:
+    """The key as stored: a long one by its hash, so that no part of it is cut off."""
+    return key if len(key) <= 320 else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def retry_after(session: Session, limit: Limit, key: str) -> int | None:
@@ -63,7 +71,7 @@ def retry_after(session: Session, limit: Limit, key: str) -> int | None:
     now = utcnow()
     recent = (
         select(RateLimitHit.created_at)
-        .where(RateLimitHit.scope == limit.scope, RateLimitHit.key == key[:320],
+        .where(RateLimitHit.scope == limit.scope, RateLimitHit.key == _stored(key),
                RateLimitHit.created_at > now - limit.window)
         .order_by(RateLimitHit.created_at.desc())
         .limit(limit.max_hits)
@@ -75,15 +83,22 @@ def retry_after(session: Session, limit: Limit, key: str) -> int | None:
     return max(1, int((times[-1] + limit.window - now).total_seconds()) + 1)
 
 
-def hit(session: Session, limit: Limit, key: str) -> None:
-    """Count an attempt."""
-    session.add(RateLimitHit(scope=limit.scope, key=key[:320]))
+def hit(session: Session, limit: Limit, key: str) -> int:
+    """Count an attempt; returns its id, for ``uncount``."""
+    row = RateLimitHit(scope=limit.scope, key=_stored(key))
+    session.add(row)
     session.flush()
+    return row.id
+
+
+def uncount(session: Session, hit_ids: list[int]) -> None:
+    """Take back attempts counted ahead of time that turned out fine (a right password)."""
+    session.execute(delete(RateLimitHit).where(RateLimitHit.id.in_(hit_ids)))
 
 
 def forget(session: Session, limit: Limit, key: str) -> None:
     """Clear ``key``'s count (a sign-in that succeeded)."""
-    session.execute(delete(RateLimitHit).where(RateLimitHit.scope == limit.scope, RateLimitHit.key == key[:320]))
+    session.execute(delete(RateLimitHit).where(RateLimitHit.scope == limit.scope, RateLimitHit.key == _stored(key)))
 
 
 def prune(session: Session) -> int:

@@ -61,24 +61,29 @@ def login(
     password: Annotated[str, Form()],
     next: Annotated[str, Form()] = "/inbox",
 ):
+    refused = {"next": _safe_next(next), "error": "bad_credentials", "email": email}
+    if "\x00" in email or "\x00" in password:  # no such account can exist, nor be stored
+        return render(request, "login.html", refused, status_code=401)
     # Password guessing is slowed, not just logged: past a limit, the password is not even checked.
     email_key, address = auth_service.normalize_email(email), throttle.address_key(_client_host(request))
     counted = [(throttle.SIGN_IN_BY_EMAIL_AND_ADDRESS, f"{email_key} {address}"),
                (throttle.SIGN_IN_BY_EMAIL, email_key), (throttle.SIGN_IN_BY_ADDRESS, address)]  # fmt: skip
-    throttle.serialize(session, email_key)
+    throttle.serialize(session, email_key, address)
     if wait := max(throttle.retry_after(session, limit, key) or 0 for limit, key in counted):
         context = {"next": _safe_next(next), "error": "too_many_attempts", "email": email}
         return render(request, "login.html", context, status_code=429, headers={"Retry-After": str(wait)})
-    for limit, key in counted:  # counted before the password is checked: parallel guesses count too
-        throttle.hit(session, limit, key)
+    # Counted before the password is checked, so that parallel guesses count too; taken back below
+    # when the password is right.
+    hit_ids = [throttle.hit(session, limit, key) for limit, key in counted]
     candidate = auth_service.sign_in_candidate(session, email=email)
     session.commit()  # hashing takes a while: no transaction (on SQLite, the write turn) waits on it
     user_id = auth_service.check_password(candidate, password)
-    if user_id is None:
-        context = {"next": _safe_next(next), "error": "bad_credentials", "email": email}
-        return render(request, "login.html", context, status_code=401)
-    user = auth_service.signed_in_user(session, user_id=user_id, password=password)
-    throttle.forget(session, *counted[0])  # this address's count for this account; the others stay
+    new_hash = auth_service.renewed_hash(candidate, password) if user_id is not None else None
+    user = auth_service.signed_in_user(session, candidate=candidate, new_hash=new_hash) if user_id else None
+    if user is None:
+        return render(request, "login.html", refused, status_code=401)
+    throttle.uncount(session, hit_ids)
+    throttle.forget(session, *counted[0])  # and earlier misses on this account from this address
     if isinstance(previous := request.session.get(SESSION_KEY), str):
         auth_service.end_web_session(session, previous)
     request.session.clear()  # a fresh session (and CSRF token) at sign-in
@@ -279,6 +284,7 @@ def contact_submit(
 ):
     values = {"name": name, "email": email, "subject": subject, "message": message}
     address = throttle.address_key(_client_host(request))
+    throttle.serialize(session, address)
     if wait := throttle.retry_after(session, throttle.CONTACT_BY_ADDRESS, address):
         context = {"values": values, "errors": {}, "throttled": True}
         return render(request, "contact.html", context, status_code=429, headers={"Retry-After": str(wait)})

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from cape import jobs
 from cape.app import create_app
 from cape.auth.service import end_all_web_sessions
 from cape.auth.throttle import (
@@ -243,3 +244,23 @@ def test_ipv6_clients_count_by_their_64_and_expired_counts_are_pruned(db, monkey
     monkeypatch.setattr("cape.auth.throttle.utcnow", lambda: later)
     assert prune(db) >= 1
     assert db.scalar(select(func.count()).select_from(RateLimitHit)) == 0
+
+
+def test_right_passwords_do_not_count_and_one_account_guessed_from_everywhere_is_held(client, db, alice_agent):
+    for _ in range(3):  # a team signing in from one office address
+        sign_in(client, alice_agent)
+        client.cookies.clear()
+    assert db.scalar(select(func.count()).select_from(RateLimitHit)) == 0
+    for n in range(SIGN_IN_BY_EMAIL.max_hits):
+        hit(db, SIGN_IN_BY_EMAIL, alice_agent.user.email)
+    data = {"email": alice_agent.user.email, "password": PASSWORD, "csrf_token": form_csrf(client)}
+    assert client.post("/login", data=data).status_code == 429
+
+
+def test_a_new_sign_in_clears_away_the_users_ended_ones_and_counts_are_pruned_by_a_job(client, db, alice_agent):
+    headers = sign_in(client, alice_agent)
+    client.post("/logout", headers=headers)
+    sign_in(client, alice_agent)
+    mine = select(func.count()).select_from(UserSession).where(UserSession.user_id == alice_agent.user.id)
+    assert db.scalar(mine) == 1
+    assert "cape.auth.tasks" in jobs.TASK_MODULES  # prune_rate_limits runs every 15 minutes
