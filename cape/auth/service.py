@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -129,7 +129,6 @@ def start_web_session(session: Session, *, user: User, user_agent: str | None = 
 
 _SESSION_USER = """SELECT users.id FROM user_sessions JOIN users ON users.id = user_sessions.user_id
     WHERE user_sessions.key_hash = :key_hash AND user_sessions.revoked_at IS NULL AND users.is_active"""
-_END_SESSION = "UPDATE user_sessions SET revoked_at = :now WHERE key_hash = :key_hash AND revoked_at IS NULL"
 
 
 def user_id_for_web_session(session: Session, key: str) -> int | None:
@@ -139,17 +138,17 @@ def user_id_for_web_session(session: Session, key: str) -> int | None:
 
 def end_web_session(session: Session, key: str) -> None:
     """Sign a browser out: its key, and every copy of its cookie, stop working."""
-    raw = RawSql.of(session)
-    raw.execute(_END_SESSION, {"now": raw.datetime(utcnow()), "key_hash": _hash_token(key)})
+    _end_web_sessions(session, UserSession.key_hash == _hash_token(key))
 
 
 def end_all_web_sessions(session: Session, *, user_id: int) -> int:
     """Sign a user out everywhere; how many sign-ins ended."""
-    raw = RawSql.of(session)
-    return raw.execute(
-        "UPDATE user_sessions SET revoked_at = :now WHERE user_id = :user_id AND revoked_at IS NULL",
-        {"now": raw.datetime(utcnow()), "user_id": user_id},
-    )
+    return _end_web_sessions(session, UserSession.user_id == user_id)
+
+
+def _end_web_sessions(session: Session, which) -> int:
+    live = update(UserSession).where(which, UserSession.revoked_at.is_(None))
+    return session.execute(live.values(revoked_at=utcnow())).rowcount
 
 
 def _hash_token(token: str) -> str:

@@ -307,11 +307,12 @@ def contact_submit(
             raw=raw.encode(),
             raw_content_type="application/x-www-form-urlencoded",
         )
+        # Counted in the transaction that checked the limit (ingest commits): parallel posts count too.
+        throttle.hit(session, throttle.CONTACT_BY_ADDRESS, address)
         try:
             service.ingest(session, inbound=inbound)
         except CapeError as exc:
             errors[getattr(exc, "field", "email").removeprefix("from.")] = "invalid"
         else:
-            throttle.hit(session, throttle.CONTACT_BY_ADDRESS, address)
             return render(request, "contact_thanks.html", {})
     return render(request, "contact.html", {"values": values, "errors": errors}, status_code=422)
