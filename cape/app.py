@@ -17,10 +17,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 import cape
-from cape import jobs
+from cape import channels, jobs
 from cape.actions import connectors
 from cape.actions.api import router as actions_router
 from cape.auth.api import router as users_router
+from cape.channels.api import router as channels_router
 from cape.channels.email.api import router as attachments_router
 from cape.config import Settings
 from cape.conversations.api import router as conversations_router
@@ -43,7 +44,8 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     session_factory = create_session_factory(engine)
     jobs.configure(session_factory, settings)
     connectors.configure(settings)
-    jobs.load_tasks()  # task modules also register channels' outbound senders
+    channels.setup(settings)
+    jobs.load_tasks()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -88,6 +90,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     app.include_router(users_router)
     app.include_router(actions_router)
     app.include_router(attachments_router)
+    app.include_router(channels_router)
 
     from cape.web import install_web
 

@@ -129,7 +129,7 @@ def _serve(settings: Settings, *, workers: int, jobs: bool) -> None:
         if jobs:  # the web workers serve requests; this supervising process runs the jobs
             from cape import jobs as job_queue
 
-            job_queue.configure(_session_factory(settings), settings)
+            _prepare_jobs(settings)
             consumer = job_queue.start_in_process_consumer()
         try:
             uvicorn.run("cape.app:create_app", factory=True, host=settings.host, port=settings.port,
@@ -142,6 +142,17 @@ def _serve(settings: Settings, *, workers: int, jobs: bool) -> None:
     application = create_app(settings, run_jobs=jobs)
     uvicorn.run(application, host=settings.host, port=settings.port, access_log=False, log_config=None,
                 forwarded_allow_ips=settings.forwarded_allow_ips)  # fmt: skip
+
+
+def _prepare_jobs(settings: Settings) -> None:
+    """What a process that runs jobs needs, as the app does it: the database, connectors, senders, tasks."""
+    from cape import channels, jobs
+    from cape.actions import connectors
+
+    jobs.configure(_session_factory(settings), settings)
+    connectors.configure(settings)
+    channels.setup(settings)
+    jobs.load_tasks()
 
 
 def _env_overrides(settings: Settings) -> dict[str, object]:
@@ -161,11 +172,7 @@ def worker(
 
     settings = _settings(data_dir=data_dir, database_url=database_url)
     configure_logging(settings.log_level, settings.log_format)
-    jobs.configure(_session_factory(settings), settings)
-    from cape.actions import connectors
-
-    connectors.configure(settings)
-    jobs.load_tasks()
+    _prepare_jobs(settings)
     jobs.huey.create_consumer(workers=threads, worker_type="thread").run()
 
 
@@ -310,8 +317,58 @@ def channels_list(data_dir: DataDirOpt = None, database_url: DatabaseOpt = None)
             imap = channel.settings.get("imap")
             inbound = f"imap {imap['host']}:{imap['port']}" if imap else "smtp listener"
             smtp = channel.settings.get("smtp")
-            outbound = f"smtp {smtp['host']}:{smtp['port']}" if smtp else "no relay"
-            typer.echo(f"{channel.id}\t{channel.address}\t{inbound}\t{outbound}")
+            outbound = f"smtp {smtp['host']}:{smtp['port']}" if smtp else "default relay"
+            default = "\tdefault outbound" if channel.is_default_outbound else ""
+            typer.echo(f"{channel.id}\t{channel.address}\t{inbound}\t{outbound}{default}")
+
+
+@channels_app.command("set-default-outbound")
+def channels_set_default_outbound(
+    address: Annotated[str, typer.Option("--address", help="An existing email channel's address.")],
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Answer conversations that came in without a mailbox (contact form, API) from this email channel."""
+    from cape.channels.email.service import set_default_outbound
+    from cape.db import unit_of_work
+    from cape.kit.errors import CapeError
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    _migrate(settings)
+    try:
+        with unit_of_work(_session_factory(settings)) as session:
+            channel = set_default_outbound(session, address=address)
+            typer.echo(f"default outbound mailbox: {channel.address} (id {channel.id})")
+    except CapeError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@channels_app.command("set-reply-webhook")
+def channels_set_reply_webhook(
+    url: Annotated[str | None, typer.Option("--url", help="Where replies in API conversations are POSTed.")] = None,
+    secret: Annotated[str | None, typer.Option("--secret", help="Signing secret (default: a new one).")] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Stop sending replies to the integration.")] = False,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Register the integration's webhook for agents' replies in API conversations (docs/channels.md)."""
+    from cape.channels.integrations.service import set_reply_webhook
+    from cape.db import unit_of_work
+    from cape.kit.errors import CapeError
+
+    if remove == bool(url):
+        typer.echo("error: give --url, or --remove", err=True)
+        raise typer.Exit(2)
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    _migrate(settings)
+    try:
+        with unit_of_work(_session_factory(settings)) as session:
+            signing = set_reply_webhook(session, url=url, secret=secret, app_secret=settings.resolved_secret_key)
+    except CapeError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo("reply webhook removed" if remove else f"reply webhook: {url}\nsigning secret: {signing}")
 
 
 @channels_app.command("poll-email")

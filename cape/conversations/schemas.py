@@ -82,6 +82,8 @@ class ConversationOut(BaseModel):
     first_response_at: datetime | None
     resolved_at: datetime | None
     snoozed_until: datetime | None
+    cc: list[str] = Field(default_factory=list, description="Addresses kept in copy of replies.")
+    linked_conversation_id: int | None = None
 
 
 class ConversationDetailOut(ConversationOut):
@@ -96,6 +98,14 @@ class ConversationPage(BaseModel):
 class ReplyIn(BaseModel):
     body: Text = Field(min_length=1, max_length=100_000)
     internal: bool = False
+    cc: list[EmailAddress] | None = Field(
+        default=None, max_length=20, description="Addresses kept in copy from now on; left out: unchanged."
+    )
+
+
+class DeliveryReportIn(BaseModel):
+    status: Literal["delivered", "failed"]
+    error: Text | None = Field(default=None, max_length=2000)
 
 
 class ConversationPatch(BaseModel):

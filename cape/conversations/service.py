@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from cape import events
+from cape.channels import outbound
 from cape.channels.base import InboundMessage
 from cape.customers.service import resolve_customer_id
 from cape.kit.clock import utcnow
@@ -24,11 +27,9 @@ from cape.models import (
     Activity,
     Attachment,
     AuthorType,
-    ChannelKind,
     Conversation,
     ConversationStatus,
     ConversationTag,
-    DeliveryStatus,
     Message,
     MessageDirection,
     Priority,
@@ -41,6 +42,7 @@ from cape.models import (
 log = logging.getLogger(__name__)
 
 _INGEST_ATTEMPTS = 3
+_EMAIL = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+")
 
 # The ingest path's statements, for the driver directly (see cape.kit.rawsql): a Core statement
 # costs more Python than SQLite takes to run it.
@@ -51,8 +53,9 @@ _FAIL_RAW = "UPDATE raw_sources SET status = :status, error = :error WHERE id = 
 _EXISTING_MESSAGE = """SELECT id, conversation_id, customer_id FROM messages
     WHERE channel_id = :channel_id AND external_id = :external_id"""
 _INSERT_CONVERSATION = """INSERT INTO conversations
-    (customer_id, channel_id, subject, status, priority, created_at, last_activity_at, waiting_since)
-    VALUES (:customer_id, :channel_id, :subject, :status, :priority, :now, :now, :now) RETURNING id"""
+    (customer_id, channel_id, subject, status, priority, created_at, last_activity_at, waiting_since,
+     linked_conversation_id)
+    VALUES (:customer_id, :channel_id, :subject, :status, :priority, :now, :now, :now, :linked_id) RETURNING id"""
 _CONVERSATION_COLUMNS = "conversations.id, conversations.customer_id, conversations.status"
 _CONVERSATION_BY_ID = f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = :conversation_id"
 _TOUCH_CONVERSATION = """UPDATE conversations
@@ -206,19 +209,23 @@ def _file_inbound(session: Session, *, inbound: InboundMessage, raw_id: int) -> 
     at = utcnow()
     now = raw.datetime(at)
     subject = _storable(inbound.subject or "").strip()[:998] or None
-    conversation = _conversation_for(raw, inbound=inbound, customer_id=customer_id)
+    conversation, linked_id = _conversation_for(raw, inbound=inbound, customer_id=customer_id)
     if conversation is None:
         conversation_id = raw.scalar(
             _INSERT_CONVERSATION,
             {
                 "customer_id": customer_id, "channel_id": channel.id, "subject": subject,
                 "status": ConversationStatus.open.value, "priority": Priority.normal.value, "now": now,
+                "linked_id": linked_id,
             },
         )  # fmt: skip
-        _log(raw, customer_id, conversation_id, "conversation_opened", now, channel=channel.kind.value)
+        _log(raw, customer_id, conversation_id, "conversation_opened", now, channel=channel.kind.value,
+             **({"linked_conversation_id": linked_id} if linked_id else {}))  # fmt: skip
+        if linked_id is not None:
+            _log_linked(raw, linked_id, conversation_id, now)
         events.emit(session, "conversation.created", conversation_id=conversation_id)
     else:
-        conversation_id, _, status = conversation
+        conversation_id, conversation_customer_id, status = conversation
         if status == ConversationStatus.open.value:
             raw.execute(_TOUCH_CONVERSATION, {"now": now, "conversation_id": conversation_id})
         else:
@@ -226,7 +233,7 @@ def _file_inbound(session: Session, *, inbound: InboundMessage, raw_id: int) -> 
                 _REOPEN_CONVERSATION,
                 {"now": now, "conversation_id": conversation_id, "status": ConversationStatus.open.value},
             )
-            _log(raw, customer_id, conversation_id, "status_changed", now,
+            _log(raw, conversation_customer_id, conversation_id, "status_changed", now,
                  old=status, new="open", reason="customer wrote again")  # fmt: skip
 
     message_id = raw.scalar(
@@ -275,25 +282,52 @@ def _log(raw: RawSql, customer_id: int, conversation_id: int, kind: str, now: ob
     )  # fmt: skip
 
 
-def _conversation_for(raw: RawSql, *, inbound: InboundMessage, customer_id: int) -> tuple | None:
-    """(id, customer_id, status) of the conversation a message continues, or None for a new one."""
+# Only the most recent ids a message refers to are looked at: a thread's References can be long,
+# and a hostile one could be made endless.
+MAX_THREAD_REFS = 50
+
+
+def _log_linked(raw: RawSql, linked_id: int, conversation_id: int, now: object) -> None:
+    """On the referred-to conversation: someone who is not a participant wrote about it elsewhere."""
+    row = raw.first(_CONVERSATION_BY_ID, {"conversation_id": linked_id})
+    if row is not None:
+        _log(raw, row[1], linked_id, "linked_conversation_opened", now, new_conversation_id=conversation_id)
+
+
+def _conversation_for(raw: RawSql, *, inbound: InboundMessage, customer_id: int) -> tuple[tuple | None, int | None]:
+    """((id, customer_id, status) of the conversation a message continues, or None for a new one;
+    the id of the conversation it referred to, when it starts a new one linked to it).
+
+    The rule for threads: a message that refers to a conversation (In-Reply-To, References, a
+    reply address) continues it when it comes from that conversation's customer or from an
+    address kept in copy there (a participant). Anyone else starts a conversation of their own,
+    linked to the one they referred to, and never sees its history.
+    """
     if inbound.conversation_id is not None:
         row = raw.first(_CONVERSATION_BY_ID, {"conversation_id": inbound.conversation_id})
         if row is None:
             raise InvalidInput("conversation_id", f"conversation {inbound.conversation_id} does not exist")
         if row[1] != customer_id:
             raise InvalidInput("conversation_id", "belongs to another customer")
-        return row
-    if inbound.thread_refs:
-        refs_sql, refs = in_list("ref", inbound.thread_refs)
-        return raw.first(
-            f"""SELECT {_CONVERSATION_COLUMNS} FROM conversations
-                JOIN messages ON messages.conversation_id = conversations.id
-                WHERE messages.channel_id = :channel_id AND messages.external_id IN {refs_sql}
-                ORDER BY messages.created_at DESC LIMIT 1""",
-            {"channel_id": inbound.channel.id, **refs},
-        )
-    return None
+        return row[:3], None
+    if not inbound.thread_refs:
+        return None, None
+    refs_sql, refs = in_list("ref", inbound.thread_refs[:MAX_THREAD_REFS])
+    row = raw.first(
+        f"""SELECT {_CONVERSATION_COLUMNS}, conversations.cc_addresses FROM conversations
+            JOIN messages ON messages.conversation_id = conversations.id
+            WHERE messages.channel_id = :channel_id AND messages.external_id IN {refs_sql}
+            ORDER BY messages.created_at DESC LIMIT 1""",
+        {"channel_id": inbound.channel.id, **refs},
+    )
+    if row is None:
+        return None, None
+    cc = row[3]
+    cc = json.loads(cc) if isinstance(cc, str) else cc
+    sender = (inbound.sender.email or "").lower()
+    if row[1] == customer_id or (sender and sender in (cc or [])):
+        return row[:3], None
+    return None, row[0]
 
 
 def _record(
@@ -375,6 +409,18 @@ def get_conversation(session: Session, conversation_id: int, *, with_messages: b
     return conversation
 
 
+def get_message(session: Session, message_id: int) -> tuple[Message, Conversation]:
+    """A message (with its channel and author) and its conversation (with its channel)."""
+    message = session.scalar(
+        select(Message)
+        .where(Message.id == message_id)
+        .options(selectinload(Message.channel), selectinload(Message.author_user))
+    )
+    if message is None:
+        raise NotFound(f"message {message_id} not found")
+    return message, get_conversation(session, message.conversation_id, with_messages=False)
+
+
 def conversation_activities(session: Session, *, conversation: Conversation) -> list[Activity]:
     return list(
         session.scalars(
@@ -397,19 +443,29 @@ def get_raw_source(session: Session, *, message_id: int) -> RawSource:
     return raw
 
 
-# Channels that deliver agent replies register here (kind -> function queueing the send).
-OutboundSender = Callable[[Session, Message], None]
-outbound_senders: dict[ChannelKind, OutboundSender] = {}
+MAX_CC = 20
 
 
 def add_reply(
-    session: Session, *, conversation: Conversation, author: User, body: str, internal: bool = False
+    session: Session,
+    *,
+    conversation: Conversation,
+    author: User,
+    body: str,
+    internal: bool = False,
+    cc: list[str] | None = None,
 ) -> Message:
-    """An agent's reply to the customer, or an internal note only colleagues see."""
+    """An agent's reply to the customer, or an internal note only colleagues see.
+
+    A reply goes out through the send service (``cape.channels.outbound``) to the customer and
+    the addresses kept in copy: ``cc`` replaces the conversation's copy list (None keeps it).
+    """
     body = body.strip()
     if not body:
         raise InvalidInput("body", "must not be empty")
     now = utcnow()
+    if cc is not None and not internal:
+        set_cc(session, conversation=conversation, addresses=cc, actor=author)
     message = Message(
         conversation_id=conversation.id,
         customer_id=conversation.customer_id,
@@ -419,24 +475,48 @@ def add_reply(
         author_user_id=author.id,
         body_text=body,
         created_at=now,
+        meta={} if internal else {"cc": list(conversation.cc_addresses or [])},
     )
     session.add(message)
     conversation.last_activity_at = now
     if not internal:
         conversation.waiting_since = None
         conversation.first_response_at = conversation.first_response_at or now
-        send = outbound_senders.get(conversation.channel.kind)
-        if send is not None:
-            message.delivery_status = DeliveryStatus.queued
     session.flush()
-    if not internal and send is not None:
-        send(session, message)
+    if not internal:
+        outbound.queue_outbound(session, message=message, conversation=conversation)
     events.emit(
         session, "message.created",
         conversation_id=conversation.id, message_id=message.id,
         direction=message.direction.value,
     )  # fmt: skip
     return message
+
+
+def set_cc(session: Session, *, conversation: Conversation, addresses: list[str], actor: User) -> list[str]:
+    """Set who is kept in copy of the replies; with the customer, they are the participants."""
+    wanted: list[str] = []
+    for address in addresses:
+        address = address.strip().strip("<>").lower()
+        if not address:
+            continue
+        if not _EMAIL.fullmatch(address) or len(address) > 320:
+            raise InvalidInput("cc", f"not an email address: {address[:80]}")
+        if address not in wanted:
+            wanted.append(address)
+    if len(wanted) > MAX_CC:
+        raise InvalidInput("cc", f"at most {MAX_CC} addresses")
+    current = list(conversation.cc_addresses or [])
+    if wanted != current:
+        added, removed = [a for a in wanted if a not in current], [a for a in current if a not in wanted]
+        _record(session, conversation, actor, "cc_changed", added=added, removed=removed)
+        conversation.cc_addresses = wanted
+    return wanted
+
+
+def is_participant(conversation: Conversation, *, address: str | None) -> bool:
+    """Whether mail from ``address`` belongs in this conversation: an address kept in copy."""
+    return bool(address) and address.lower() in (conversation.cc_addresses or [])
 
 
 _UNSET = object()

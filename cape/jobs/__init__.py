@@ -94,7 +94,12 @@ def enqueue_after_commit(session: Session, task: Callable, *args: Any, **kwargs:
 
 
 # Modules that define tasks; imported by the worker and by in-process consumers.
-TASK_MODULES: list[str] = ["cape.actions.tasks", "cape.auth.tasks"]
+TASK_MODULES: list[str] = [
+    "cape.actions.tasks",
+    "cape.auth.tasks",
+    "cape.channels.email.tasks",
+    "cape.channels.integrations.tasks",
+]
 
 
 def load_tasks() -> None:

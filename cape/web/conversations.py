@@ -11,10 +11,12 @@ from fastapi.responses import RedirectResponse
 from cape.actions import service as actions_service
 from cape.auth import service as auth_service
 from cape.auth.deps import CurrentUser, DbSession
+from cape.channels import outbound
 from cape.channels.email import service as email_service
+from cape.channels.email.send import customer_address
 from cape.conversations import service
 from cape.customers import service as customers_service
-from cape.kit.errors import CapeError, InvalidInput
+from cape.kit.errors import CapeError, InvalidInput, NotFound
 from cape.kit.validation import IdPath
 from cape.models import ActionType, ConversationStatus, Customer, Priority, User
 from cape.web.render import render
@@ -52,8 +54,25 @@ def conversation_context(session, conversation_id: int, user: User):
         "users": [u for u in auth_service.list_users(session) if u.is_active],
         "statuses": [s.value for s in ConversationStatus],
         "priorities": [p.value for p in Priority],
+        **composer_context(session, conversation=conversation),
         **action_card_context(session, customer=customer, user=user),
     }
+
+
+def composer_context(session, *, conversation) -> dict:
+    """Where a reply would go: the route (or why there is none), the customer's address, copies."""
+    route = outbound.route_for(session, conversation=conversation)
+    by_email = route.sender is not None and route.sender.name == "email"
+    suggested = list(conversation.cc_addresses or [])
+    reply_to = customer_address(session, conversation=conversation) if by_email else None
+    if by_email:
+        # Copies of the customer's last email are offered too; the agent keeps or removes them.
+        own = {c.address for c in email_service.list_email_channels(session)}
+        last = next((m for m in reversed(conversation.messages) if m.direction.value == "inbound"), None)
+        for address in last.meta.get("email_cc", []) if last is not None else []:
+            if address not in suggested and address not in own and address != reply_to:
+                suggested.append(address)
+    return {"route": route, "reply_by_email": by_email, "reply_to": reply_to, "suggested_cc": suggested}
 
 
 @router.get("/conversations/{conversation_id}")
@@ -69,16 +88,39 @@ def conversation_reply(
     user: CurrentUser,
     body: Annotated[str, Form()] = "",
     internal: Annotated[bool, Form()] = False,
+    cc: Annotated[str | None, Form()] = None,
 ):
     conversation = service.get_conversation(session, conversation_id, with_messages=False)
     error = None
+    copies = None if cc is None else [a for a in re.split(r"[,;\s]+", cc) if a]
     try:
-        service.add_reply(session, conversation=conversation, author=user, body=body, internal=internal)
+        with session.begin_nested():  # a refused reply leaves nothing half done
+            service.add_reply(session, conversation=conversation, author=user, body=body, internal=internal, cc=copies)
     except InvalidInput as exc:
-        error = exc.reason
-    session.flush()
+        error = exc
     session.expire_all()
-    context = conversation_context(session, conversation_id, user) | {"reply_error": error}
+    context = conversation_context(session, conversation_id, user)
+    if error is not None:  # what was typed stays in the composer
+        context |= {"reply_error": error.field, "reply_body": body, "reply_cc": cc, "reply_internal": internal}
+    return render(request, "_conversation_main.html", context, user=user)
+
+
+@router.post("/conversations/{conversation_id}/messages/{message_id}/retry")
+def retry_delivery(
+    request: Request, conversation_id: IdPath, message_id: IdPath, session: DbSession, user: CurrentUser
+):
+    """Try again to deliver a reply that failed or could not be sent."""
+    message, conversation = service.get_message(session, message_id)
+    error = None
+    if conversation.id != conversation_id:
+        raise NotFound(f"message {message_id} not found in this conversation")
+    try:
+        with session.begin_nested():
+            outbound.retry_delivery(session, message=message, conversation=conversation, actor=user)
+    except CapeError as exc:
+        error = exc.message
+    session.expire_all()
+    context = conversation_context(session, conversation_id, user) | {"retry_error": error}
     return render(request, "_conversation_main.html", context, user=user)
 
 

@@ -18,6 +18,7 @@ from cape.kit.clock import utcnow
 from cape.kit.html import text_to_html
 from cape.kit.money import format_amount
 from cape.models import User
+from cape.web.labels import label
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.autoescape = True
@@ -63,6 +64,7 @@ def render(
         # text_to_html escapes every line before joining them with <br>.
         "text_html": lambda text: Markup(text_to_html(text or "")),  # noqa: S704
         "split_quoted": split_quoted,
+        "label": lambda kind, value: label(catalog.gettext, kind, value),
         "with_inline_images": _with_inline_images,
     }
     page.update(context or {})

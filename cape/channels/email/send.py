@@ -14,12 +14,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from cape.channels.email.parse import split_quoted
-from cape.channels.email.service import SmtpConfig, mark_identity_failing, reply_address, smtp_config
+from cape.channels.email.service import (
+    UNKNOWN_SENDER,
+    SmtpConfig,
+    mark_identity_failing,
+    reply_address,
+    smtp_config,
+)
+from cape.channels.outbound import record_attempt
 from cape.config import Settings
 from cape.kit.clock import utcnow
 from cape.kit.html import text_to_html
 from cape.models import (
-    Activity,
     Channel,
     ChannelKind,
     Conversation,
@@ -34,6 +40,7 @@ from cape.models import (
 MAX_ATTEMPTS = 6
 _QUOTE_LINES = 20
 _REFERENCES = 20
+_THREAD_MESSAGES = 50
 _SYNTHETIC_ID = "@message-id.invalid>"
 
 
@@ -50,7 +57,7 @@ class Outgoing:
     message_id: int
     email: EmailMessage
     sender: str
-    recipient: str
+    recipients: list[str]
     relay: SmtpConfig
 
 
@@ -67,7 +74,11 @@ def prepare_reply(session: Session, *, message: Message) -> None:
 
 
 def build_outgoing(session: Session, *, message_id: int, settings: Settings) -> Outgoing | None:
-    """The email for an outbound message, or None when it needs no sending (already sent)."""
+    """The email for an outbound message, or None when it needs no sending (already sent).
+
+    It goes to the conversation's customer and the participants the agent kept in copy, and
+    nobody else: the quoted history is theirs.
+    """
     message = session.scalar(
         select(Message)
         .where(Message.id == message_id)
@@ -83,18 +94,24 @@ def build_outgoing(session: Session, *, message_id: int, settings: Settings) -> 
             select(Message)
             .where(Message.conversation_id == conversation.id, Message.id != message.id)
             .where(Message.direction != MessageDirection.note)
-            .order_by(Message.created_at, Message.id)
+            .order_by(Message.created_at.desc(), Message.id.desc())
+            .limit(_THREAD_MESSAGES)
         )
-    )
+    )[::-1]
     last_inbound = next((m for m in reversed(thread) if m.direction is MessageDirection.inbound), None)
-    recipient = _recipient(session, customer=customer, last_inbound=last_inbound)
-    relay = smtp_config(channel, settings.resolved_secret_key) or _default_relay(settings)
+    recipient = customer_address(session, conversation=conversation)
+    if recipient is None:
+        raise PermanentFailure("the customer has no email address")
+    cc = [a for a in message.meta.get("cc", []) if a != recipient]
+    relay = smtp_config(channel, settings.resolved_secret_key) or default_relay(settings)
     if relay is None:
         raise PermanentFailure("no SMTP relay is configured for this channel")
 
     email = EmailMessage()
     email["From"] = formataddr((channel.name if channel.name != channel.address else "", channel.address or ""))
     email["To"] = formataddr((customer.name or "", recipient))
+    if cc:
+        email["Cc"] = ", ".join(cc)
     email["Reply-To"] = reply_address(channel, conversation.id, settings.resolved_secret_key)
     email["Subject"] = _reply_subject(conversation.subject)
     email["Date"] = format_datetime(message.created_at)
@@ -111,24 +128,34 @@ def build_outgoing(session: Session, *, message_id: int, settings: Settings) -> 
     text = message.body_text + (f"\n\n-- \n{signature}" if signature else "") + (f"\n\n{quote[0]}" if quote else "")
     email.set_content(text)
     email.add_alternative(_html(message.body_text, signature, quote), subtype="html")
-    return Outgoing(message.id, email, channel.address or "", recipient, relay)
+    return Outgoing(message.id, email, channel.address or "", [recipient, *cc], relay)
 
 
-def _recipient(session: Session, *, customer: Customer, last_inbound: Message | None) -> str:
-    if last_inbound is not None and "@" in str(last_inbound.meta.get("email_from", "")):
-        return last_inbound.meta["email_from"]
-    address = session.scalar(
+def customer_address(session: Session, *, conversation: Conversation) -> str | None:
+    """Where the customer is written to: the address they last wrote from in this conversation,
+    else their first working email address."""
+    last_from = session.scalar(
+        select(Message.meta)
+        .where(
+            Message.conversation_id == conversation.id,
+            Message.customer_id == conversation.customer_id,
+            Message.direction == MessageDirection.inbound,
+        )
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(1)
+    )
+    address = str((last_from or {}).get("email_from") or "")
+    if "@" in address and address != UNKNOWN_SENDER:
+        return address
+    return session.scalar(
         select(Identity.value)
-        .where(Identity.customer_id == customer.id, Identity.kind == IdentityKind.email)
+        .where(Identity.customer_id == conversation.customer_id, Identity.kind == IdentityKind.email)
         .order_by(Identity.failing_reason.is_not(None), Identity.id)
         .limit(1)
     )
-    if address is None:
-        raise PermanentFailure("the customer has no email address")
-    return address
 
 
-def _default_relay(settings: Settings) -> SmtpConfig | None:
+def default_relay(settings: Settings) -> SmtpConfig | None:
     if not settings.smtp_relay_host:
         return None
     return SmtpConfig(
@@ -189,8 +216,10 @@ def stalled_sends(session: Session, *, older_than: timedelta) -> list[int]:
     )
 
 
-def deliver(outgoing: Outgoing, *, timeout: float = 30) -> None:
-    """Hand the email to the relay; SMTP 5xx answers raise PermanentFailure, the rest retry."""
+def deliver(outgoing: Outgoing, *, timeout: float = 30) -> dict[str, tuple[int, bytes]]:
+    """Hand the email to the relay; SMTP 5xx answers raise PermanentFailure, the rest retry.
+
+    Returns the recipients the relay refused while accepting the others (copies, usually)."""
     relay = outgoing.relay
     context = ssl.create_default_context()
     try:
@@ -205,16 +234,18 @@ def deliver(outgoing: Outgoing, *, timeout: float = 30) -> None:
                 client.ehlo()
             if relay.user:
                 client.login(relay.user, relay.password)
-            client.send_message(outgoing.email, from_addr=outgoing.sender, to_addrs=[outgoing.recipient])
+            return client.send_message(outgoing.email, from_addr=outgoing.sender, to_addrs=outgoing.recipients)
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _ in exc.recipients.values()]
         if all(500 <= code < 600 for code in codes):
             reason = f"recipient refused: {_describe(exc.recipients)}"
-            raise PermanentFailure(reason, refused_address=outgoing.recipient) from exc
+            customer = outgoing.recipients[0]
+            refused = customer if customer in exc.recipients else None
+            raise PermanentFailure(reason, refused_address=refused) from exc
         raise
     except smtplib.SMTPResponseException as exc:
         if 500 <= exc.smtp_code < 600 and not isinstance(exc, smtplib.SMTPAuthenticationError):
-            refused = outgoing.recipient if isinstance(exc, smtplib.SMTPDataError) else None
+            refused = outgoing.recipients[0] if isinstance(exc, smtplib.SMTPDataError) else None
             raise PermanentFailure(f"{exc.smtp_code} {_text(exc.smtp_error)}", refused_address=refused) from exc
         raise
 
@@ -236,26 +267,7 @@ def record_delivery(
     attempt: int = 1,
     refused_address: str | None = None,
 ) -> None:
-    """Write the outcome of a delivery attempt on the message (and the history, when final)."""
-    message = session.get_one(Message, message_id)
-    conversation = session.get_one(Conversation, message.conversation_id)
-    if error is None:
-        message.delivery_status = DeliveryStatus.sent
-        message.delivery_error = None
-        message.meta = {**message.meta, "sent_at": utcnow().isoformat(), "attempts": attempt}
-        return
-    if not final:
-        message.delivery_error = f"attempt {attempt} of {MAX_ATTEMPTS} failed, retrying: {error}"[:2000]
-        return
-    message.delivery_status = DeliveryStatus.failed
-    message.delivery_error = error[:2000]
-    session.add(
-        Activity(
-            customer_id=conversation.customer_id,
-            conversation_id=conversation.id,
-            kind="delivery_failed",
-            data={"message_id": message.id, "reason": error[:500]},
-        )
-    )
-    if refused_address:
+    """Write the outcome of a delivery attempt; an address the relay refused for good is marked failing."""
+    record_attempt(session, message_id=message_id, error=error, final=final, attempt=attempt, max_attempts=MAX_ATTEMPTS)
+    if error is not None and final and refused_address:
         mark_identity_failing(session, address=refused_address, reason=error)

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cape.channels.base import InboundAttachment, InboundMessage, Sender
@@ -20,6 +21,7 @@ from cape.kit.errors import Conflict, InvalidInput, NotFound
 from cape.models import (
     Activity,
     Attachment,
+    AuditEntry,
     Channel,
     ChannelKind,
     DeliveryStatus,
@@ -27,6 +29,7 @@ from cape.models import (
     IdentityKind,
     Message,
     MessageDirection,
+    User,
 )
 
 UNKNOWN_SENDER = "unknown-sender@unknown.invalid"
@@ -106,6 +109,41 @@ def list_email_channels(session: Session, *, polled_only: bool = False) -> list[
         select(Channel).where(Channel.kind == ChannelKind.email, Channel.is_active.is_(True)).order_by(Channel.id)
     ).all()
     return [c for c in channels if not polled_only or "imap" in c.settings]
+
+
+def default_outbound_channel(session: Session) -> Channel | None:
+    """The mailbox that answers conversations which came in without one (contact form, API)."""
+    return session.scalar(
+        select(Channel).where(Channel.is_default_outbound.is_(True), Channel.is_active.is_(True)).limit(1)
+    )
+
+
+def set_default_outbound(session: Session, *, address: str, actor: User | None = None) -> Channel:
+    """Make the email channel for ``address`` the default outbound mailbox (the previous one stops being it)."""
+    address = normalize_address(address)
+    channel = session.scalar(select(Channel).where(Channel.key == channel_key(address), Channel.is_active.is_(True)))
+    if channel is None:
+        raise NotFound(f"no active email channel for {address}")
+    previous = session.scalar(select(Channel).where(Channel.is_default_outbound.is_(True)))
+    if previous is channel:
+        return channel
+    if previous is not None:
+        previous.is_default_outbound = False
+        session.flush()  # the partial unique index allows one default at a time
+    channel.is_default_outbound = True
+    try:
+        session.flush()
+    except IntegrityError as exc:  # another admin set a default at the same moment
+        raise Conflict("the default outbound mailbox was changed at the same time; try again") from exc
+    session.add(
+        AuditEntry(
+            actor_user_id=actor.id if actor else None, event="channel.default_outbound_set",
+            before={"channel_id": previous.id, "address": previous.address} if previous else None,
+            after={"channel_id": channel.id, "address": channel.address},
+        )
+    )  # fmt: skip
+    session.flush()
+    return channel
 
 
 def channel_for_recipient(session: Session, recipient: str) -> Channel | None:
@@ -262,6 +300,7 @@ def _inbound(
     meta = {
         "email_from": sender_address,
         "email_to": parsed.to[:20],
+        "email_cc": parsed.cc[:20],
         "unparseable": parsed.unparseable,
         "auto_submitted": parsed.auto_submitted,
         "parse_problems": parsed.problems[:20],

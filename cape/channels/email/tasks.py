@@ -7,7 +7,6 @@ import smtplib
 from datetime import timedelta
 
 from huey import crontab
-from sqlalchemy.orm import Session
 
 from cape import jobs
 from cape.channels.email.imap import poll_mailboxes
@@ -16,13 +15,10 @@ from cape.channels.email.send import (
     PermanentFailure,
     build_outgoing,
     deliver,
-    prepare_reply,
     record_delivery,
     stalled_sends,
 )
-from cape.conversations.service import outbound_senders
 from cape.db import unit_of_work
-from cape.models import ChannelKind, Message
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +61,6 @@ def send_email_task(message_id: int, attempt: int = 1) -> None:
             send_email_task.schedule((message_id, attempt + 1), delay=retry_delay_s(attempt))
 
 
-def queue_email_reply(session: Session, message: Message) -> None:
-    """Called by ``add_reply`` for replies in email conversations: send once committed."""
-    prepare_reply(session, message=message)
-    jobs.enqueue_after_commit(session, send_email_task, message.id)
-
-
 @jobs.huey.periodic_task(crontab(minute="*/10"))
 def resend_stalled_email_task() -> None:
     """Give replies whose send job was lost (a worker killed mid-send) one last attempt."""
@@ -88,6 +78,3 @@ def poll_email_task() -> None:
         for address, imported in poll_mailboxes(jobs.session_factory(), jobs.runtime_settings()):
             if imported:
                 log.info("imported email", extra={"channel": address, "count": imported})
-
-
-outbound_senders[ChannelKind.email] = queue_email_reply
