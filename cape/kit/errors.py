@@ -55,3 +55,14 @@ class DatabaseBusy(CapeError):
     status_code = 503
     code = "busy"
     retry_after_s = 1
+
+
+class TooManyAttempts(CapeError):
+    """A rate limit was reached (sign-in guesses, contact-form posts); try again after a while."""
+
+    status_code = 429
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, *, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -6,8 +6,7 @@ from fastapi import FastAPI
 
 
 def install_web(app: FastAPI) -> None:
-    from cape.web import actions, channels, pages
+    from cape.web import actions, channels, contact, conversations, customers, inbox, sign_in
 
-    app.include_router(pages.router)
-    app.include_router(actions.router)
-    app.include_router(channels.router)
+    for area in (sign_in, inbox, conversations, customers, contact, actions, channels):
+        app.include_router(area.router)

@@ -18,34 +18,17 @@ from cape.kit.clock import utcnow
 from cape.kit.errors import CapeError, InvalidInput
 from cape.kit.money import parse_amount
 from cape.kit.validation import MAX_ID, IdPath
-from cape.models import ActionStatus, ActionType, Customer, Role, User
+from cape.models import ActionStatus, ActionType, Role, User
+from cape.web.conversations import conversation_context
 from cape.web.render import render
 
 router = APIRouter(include_in_schema=False)
 
-CURRENCIES = ("USD", "EUR", "GBP", "DKK", "SEK", "NOK", "CAD", "AUD", "JPY", "CHF")
-
-
-def action_card_context(session, *, customer: Customer, user: User) -> dict:
-    """What the conversation page's Actions card needs: choices, the agent's authority, past actions."""
-    authority = authority_service.authority_for(session, user=user)
-    currencies = [authority.currency] + [c for c in CURRENCIES if c != authority.currency]
-    return {
-        "customer_actions": service.list_actions(session, customer_id=customer.id, limit=50),
-        "store_credit": service.store_credit_balance(session, customer_id=customer.id),
-        "action_types": [t.value for t in ActionType],
-        "action_reasons": service.REASONS,
-        "action_currencies": currencies,
-        "authority": authority,
-    }
-
 
 def _conversation_fragment(request: Request, session, user: User, conversation_id: int, **extra):
-    from cape.web.pages import _conversation_context
-
     session.flush()
     session.expire_all()
-    context = _conversation_context(session, conversation_id, user) | extra
+    context = conversation_context(session, conversation_id, user) | extra
     return render(request, "_conversation_main.html", context, user=user)
 
 

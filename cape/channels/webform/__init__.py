@@ -1,0 +1,1 @@
+"""The public contact form: the web-form channel."""

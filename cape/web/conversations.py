@@ -1,0 +1,131 @@
+"""The conversation page: messages, history, replies and notes, changes, and the Actions card."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+
+from cape.actions import authority as authority_service
+from cape.actions import service as actions_service
+from cape.auth import service as auth_service
+from cape.auth.deps import CurrentUser, DbSession
+from cape.channels.email import service as email_service
+from cape.conversations import service
+from cape.customers import service as customers_service
+from cape.kit.errors import CapeError, InvalidInput
+from cape.kit.validation import IdPath
+from cape.models import ActionType, ConversationStatus, Customer, Priority, User
+from cape.web.render import render
+
+router = APIRouter(include_in_schema=False)
+
+CURRENCIES = ("USD", "EUR", "GBP", "DKK", "SEK", "NOK", "CAD", "AUD", "JPY", "CHF")
+
+
+def action_card_context(session, *, customer: Customer, user: User) -> dict:
+    """What the conversation page's Actions card needs: choices, the agent's authority, past actions."""
+    authority = authority_service.authority_for(session, user=user)
+    currencies = [authority.currency] + [c for c in CURRENCIES if c != authority.currency]
+    return {
+        "customer_actions": actions_service.list_actions(session, customer_id=customer.id, limit=50),
+        "store_credit": actions_service.store_credit_balance(session, customer_id=customer.id),
+        "action_types": [t.value for t in ActionType],
+        "action_reasons": actions_service.REASONS,
+        "action_currencies": currencies,
+        "authority": authority,
+    }
+
+
+def conversation_context(session, conversation_id: int, user: User):
+    conversation = service.get_conversation(session, conversation_id)
+    customer = customers_service.get_customer(session, conversation.customer_id)
+    return {
+        "conversation": conversation,
+        "attachments": email_service.attachments_by_message(session, [m.id for m in conversation.messages]),
+        "customer": customer,
+        "activities": service.conversation_activities(session, conversation=conversation),
+        "other_conversations": [
+            c for c in customers_service.customer_conversations(session, customer=customer) if c.id != conversation.id
+        ][:10],
+        "users": [u for u in auth_service.list_users(session) if u.is_active],
+        "statuses": [s.value for s in ConversationStatus],
+        "priorities": [p.value for p in Priority],
+        **action_card_context(session, customer=customer, user=user),
+    }
+
+
+@router.get("/conversations/{conversation_id}")
+def conversation_page(request: Request, conversation_id: IdPath, session: DbSession, user: CurrentUser):
+    return render(request, "conversation.html", conversation_context(session, conversation_id, user), user=user)
+
+
+@router.post("/conversations/{conversation_id}/reply")
+def conversation_reply(
+    request: Request,
+    conversation_id: IdPath,
+    session: DbSession,
+    user: CurrentUser,
+    body: Annotated[str, Form()] = "",
+    internal: Annotated[bool, Form()] = False,
+):
+    conversation = service.get_conversation(session, conversation_id, with_messages=False)
+    error = None
+    try:
+        service.add_reply(session, conversation=conversation, author=user, body=body, internal=internal)
+    except InvalidInput as exc:
+        error = exc.reason
+    session.flush()
+    session.expire_all()
+    context = conversation_context(session, conversation_id, user) | {"reply_error": error}
+    return render(request, "_conversation_main.html", context, user=user)
+
+
+@router.post("/conversations/{conversation_id}/update")
+def conversation_update(
+    request: Request,
+    conversation_id: IdPath,
+    session: DbSession,
+    user: CurrentUser,
+    status: Annotated[str | None, Form()] = None,
+    assignee_id: Annotated[str | None, Form()] = None,
+    priority: Annotated[str | None, Form()] = None,
+    tags: Annotated[str | None, Form()] = None,
+):
+    conversation = service.get_conversation(session, conversation_id, with_messages=False)
+    error = None
+    try:
+        with session.begin_nested():  # a refused change leaves nothing half done
+            changes = _form_changes(status=status, assignee_id=assignee_id, priority=priority, tags=tags)
+            service.update_conversation(session, conversation=conversation, actor=user, **changes)
+    except CapeError as exc:
+        error = exc.message
+    if request.headers.get("hx-request"):
+        session.expire_all()
+        context = conversation_context(session, conversation_id, user) | {"update_error": error}
+        return render(request, "_conversation_main.html", context, user=user)
+    if error:
+        raise InvalidInput("form", error)
+    return RedirectResponse(f"/conversations/{conversation_id}", status_code=303)
+
+
+def _form_changes(*, status: str | None, assignee_id: str | None, priority: str | None, tags: str | None) -> dict:
+    changes: dict = {}
+    if status:
+        if status not in ConversationStatus.__members__:
+            raise InvalidInput("status", f"unknown status {status!r}")
+        changes["status"] = ConversationStatus(status)
+    if assignee_id is not None:
+        value = assignee_id.strip()
+        if value and not re.fullmatch(r"\d{1,18}", value):
+            raise InvalidInput("assignee_id", "not a user")
+        changes["assignee_id"] = int(value) if value else None
+    if priority:
+        if priority not in Priority.__members__:
+            raise InvalidInput("priority", f"unknown priority {priority!r}")
+        changes["priority"] = Priority(priority)
+    if tags is not None:
+        changes["tags"] = [t for t in tags.split(",") if t.strip()]
+    return changes
