@@ -28,6 +28,7 @@ from cape.conversations.api import router as conversations_router
 from cape.conversations.inbound_queue import InboundQueue
 from cape.customers.api import router as customers_router
 from cape.db import create_db_engine, create_session_factory
+from cape.insights.api import router as insights_router
 from cape.kit.errors import CapeError, DatabaseBusy, InvalidInput, NotAuthenticated
 
 log = logging.getLogger("cape.http")
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     app.include_router(customers_router)
     app.include_router(users_router)
     app.include_router(actions_router)
+    app.include_router(insights_router)
     app.include_router(attachments_router)
     app.include_router(channels_router)
 

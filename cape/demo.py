@@ -8,10 +8,12 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cape.actions.service import record_hero_moment, set_authority, take_action
+from cape.actions.authority import set_authority
+from cape.actions.service import take_action
 from cape.auth.service import create_user
 from cape.channels.base import InboundMessage, Sender, builtin_channel
 from cape.conversations.service import add_reply, get_conversation, ingest, update_conversation
+from cape.insights.heroes import record_hero_moment
 from cape.kit.clock import utcnow
 from cape.models import (
     ActionType,

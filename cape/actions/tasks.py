@@ -1,4 +1,9 @@
-"""Background jobs for actions: delivering executed actions to a deferred connector (the store)."""
+"""Background jobs for actions: delivering executed actions to a deferred connector (the store).
+
+The lifecycle (``cape.actions.service``) queues ``deliver_action`` after commit; the store's answer is
+recorded by ``cape.actions.fulfilment``, which imports neither, so imports run one way only:
+service -> tasks -> fulfilment.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from huey import crontab
 from cape import jobs
 from cape.actions import connectors
 from cape.actions.connectors import action_payload
-from cape.actions.service import record_fulfilment, stale_deliveries
+from cape.actions.fulfilment import record_fulfilment, stale_deliveries
 from cape.kit.clock import utcnow
 from cape.models import Action, FulfilmentStatus
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
+from cape.actions import authority as authority_service
 from cape.actions import service as actions_service
 from cape.auth import service as auth_service
 from cape.auth.deps import CurrentUser, DbSession
@@ -28,7 +29,7 @@ CURRENCIES = ("USD", "EUR", "GBP", "DKK", "SEK", "NOK", "CAD", "AUD", "JPY", "CH
 
 def action_card_context(session, *, customer: Customer, user: User) -> dict:
     """What the conversation page's Actions card needs: choices, the agent's authority, past actions."""
-    authority = actions_service.authority_for(session, user)
+    authority = authority_service.authority_for(session, user=user)
     currencies = [authority.currency] + [c for c in CURRENCIES if c != authority.currency]
     return {
         "customer_actions": actions_service.list_actions(session, customer_id=customer.id, limit=50),
