@@ -165,6 +165,9 @@ def worker(
     data_dir: DataDirOpt = None,
     database_url: DatabaseOpt = None,
     threads: Annotated[int, typer.Option(help="Worker threads.")] = 2,
+    periodic: Annotated[
+        bool, typer.Option("--periodic/--no-periodic", help="Schedule the periodic jobs (leave on in one worker only).")
+    ] = True,
 ) -> None:
     """Run background jobs only (for deployments that split web and workers)."""
     from cape import jobs
@@ -173,7 +176,12 @@ def worker(
     settings = _settings(data_dir=data_dir, database_url=database_url)
     configure_logging(settings.log_level, settings.log_format)
     _prepare_jobs(settings)
-    jobs.huey.create_consumer(workers=threads, worker_type="thread").run()
+    # SIGTERM, which service managers and containers send to stop a process, lets the running jobs
+    # finish (for up to a minute) instead of dropping them half-done; Ctrl-C stops at once.
+    consumer = jobs.huey.create_consumer(
+        workers=threads, worker_type="thread", periodic=periodic, graceful_signal="TERM", shutdown_timeout=60
+    )
+    consumer.run()
 
 
 @token_app.command("create")

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = "console"
     redis_url: str = ""
     jobs_backend: Literal["sqlite", "redis", "immediate"] = "sqlite"
+    # The job queue's name in its storage: processes that share a name share their jobs, so two
+    # installations (or two test runs) on one Redis keep apart by naming their queues apart. Only
+    # letters, digits and "_": Huey drops any other character, so "a-b" would be the queue "ab".
+    jobs_queue: str = Field(default="cape", pattern=r"^[A-Za-z0-9_]{1,100}$")
     default_language: str = "en"
     session_max_age_s: int = 14 * 24 * 3600
     cookie_secure: bool = False
@@ -44,6 +48,9 @@ class Settings(BaseSettings):
     actions_webhook_timeout_s: float = Field(default=10.0, gt=0)
     actions_webhook_attempts: int = Field(default=5, ge=1)
     actions_webhook_backoff_s: float = Field(default=1.0, ge=0)
+    # A deferred delivery still queued this long after the action was lost with its worker (or got
+    # no clear answer): the periodic re-delivery sends it again, with the same idempotency key.
+    actions_redeliver_after_s: float = Field(default=600.0, ge=0)
     smtp_host: str = "127.0.0.1"
     # Email: attachments larger than this stay only in the stored raw message.
     email_max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=0)
@@ -55,6 +62,8 @@ class Settings(BaseSettings):
     smtp_relay_password: SecretStr = SecretStr("")
     smtp_relay_starttls: bool = True
     email_poll_interval_s: int = Field(default=60, ge=5)
+    # The wait before retrying a reply after a temporary failure, doubled at each further attempt.
+    email_retry_backoff_s: float = Field(default=30.0, ge=0)
 
     @cached_property
     def resolved_database_url(self) -> str:

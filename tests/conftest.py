@@ -23,7 +23,7 @@ from tests.fixtures.factories import make_token, make_user
 DATABASES = ["sqlite", "postgresql"]
 
 # Fixtures shared across folders.
-pytest_plugins = ["tests.fixtures.webhooks"]
+pytest_plugins = ["tests.fixtures.stores"]
 
 
 def pytest_sessionstart(session):
