@@ -57,7 +57,7 @@ _INSERT_CONVERSATION = """INSERT INTO conversations
      linked_conversation_id)
     VALUES (:customer_id, :channel_id, :subject, :status, :priority, :now, :now, :now, :linked_id) RETURNING id"""
 _CONVERSATION_COLUMNS = "conversations.id, conversations.customer_id, conversations.status"
-_CONVERSATION_BY_ID = f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = :conversation_id"
+_CONVERSATION_BY_ID = f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = :conversation_id"  # noqa: S608 - constant columns
 _TOUCH_CONVERSATION = """UPDATE conversations
     SET last_activity_at = :now, waiting_since = COALESCE(waiting_since, :now) WHERE id = :conversation_id"""
 _REOPEN_CONVERSATION = """UPDATE conversations
@@ -314,10 +314,11 @@ def _conversation_for(raw: RawSql, *, inbound: InboundMessage, customer_id: int)
         return None, None
     refs_sql, refs = in_list("ref", inbound.thread_refs[:MAX_THREAD_REFS])
     row = raw.first(
+        # Reviewed: only constant columns and generated placeholders (in_list) are interpolated.
         f"""SELECT {_CONVERSATION_COLUMNS}, conversations.cc_addresses FROM conversations
             JOIN messages ON messages.conversation_id = conversations.id
             WHERE messages.channel_id = :channel_id AND messages.external_id IN {refs_sql}
-            ORDER BY messages.created_at DESC LIMIT 1""",
+            ORDER BY messages.created_at DESC LIMIT 1""",  # noqa: S608
         {"channel_id": inbound.channel.id, **refs},
     )
     if row is None:

@@ -89,7 +89,9 @@ def resolve_customer_id(session: Session, *, sender: Sender) -> int:
     known = {
         (kind, value): customer_id
         for kind, value, customer_id in raw.all(
-            f"SELECT kind, value, customer_id FROM identities WHERE {matches}", params
+            # Reviewed: only generated placeholders are interpolated; the values are parameters.
+            f"SELECT kind, value, customer_id FROM identities WHERE {matches}",  # noqa: S608
+            params,
         )
     }
     customer_id = next((known[(kind.value, value)] for kind, value in identities if (kind.value, value) in known), None)
