@@ -82,6 +82,7 @@ def _authenticate(request: Request, session: DbSession, _csrf: Annotated[None, D
         if user is None:
             raise NotAuthenticated("invalid or revoked API token")
         request.state.authenticated_by = "token"
+        request.state.viewer = Viewer.of(user)
         # End the lookup's transaction now (it may have noted the token's last use): on SQLite
         # every transaction holds the one write lock, which the handler should not inherit.
         session.commit()
@@ -91,10 +92,27 @@ def _authenticate(request: Request, session: DbSession, _csrf: Annotated[None, D
         user_id = user_id_for_web_session(session, key)
         if user_id is not None:
             request.state.authenticated_by = "cookie"
-            return session.get_one(User, user_id)
+            user = session.get_one(User, user_id)
+            request.state.viewer = Viewer.of(user)
+            return user
     if key is not None:
         request.session.clear()  # signed out elsewhere, or deactivated
     raise NotAuthenticated("sign in, or send an API token as 'Authorization: Bearer <token>'")
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is signed in, as pages need it even after the request's session has ended (error pages)."""
+
+    id: int
+    name: str
+    email: str
+    role: Role
+    language: str
+
+    @classmethod
+    def of(cls, user: User) -> Viewer:
+        return cls(user.id, user.name, user.email, user.role, user.language)
 
 
 @dataclass(frozen=True)
@@ -138,7 +156,7 @@ def require_role(role: Role):
 
     def dependency(user: CurrentUser) -> User:
         if not user.role.at_least(role):
-            raise Forbidden(f"this needs the {role.value} role")
+            raise Forbidden(f"this needs the {role.value} role", required_role=role.value)
         return user
 
     return Depends(dependency)

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from cape.i18n.terms import N_
 
 LABELS: dict[str, dict[str, str]] = {
+    "role": {"agent": N_("agent"), "supervisor": N_("supervisor"), "admin": N_("admin")},
+    "role_plural": {"agent": N_("agents"), "supervisor": N_("supervisors"), "admin": N_("admins")},
     "delivery_status": {
         "queued": N_("Sending…"),
         "sent": N_("Sent"),

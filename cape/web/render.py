@@ -56,7 +56,8 @@ def render(
         "request": request,
         "user": user,
         "language": language,
-        "csrf_token": csrf_token(request),
+        # Error pages for failures outside the session middleware have no session (nor a form to post).
+        "csrf_token": csrf_token(request) if "session" in request.scope else "",
         "_": catalog.gettext,
         "ngettext": catalog.ngettext,
         "since": lambda value: _since(value, language),
