@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from cape.auth.deps import Admin, DbSession
 from cape.channels.email import service as email_service
+from cape.channels.email.service import Security
 from cape.kit.errors import CapeError
 from cape.models import MailboxState
 from cape.web.render import render
@@ -17,15 +18,19 @@ from cape.web.render import render
 router = APIRouter(include_in_schema=False)
 
 
-def _context(session, values: dict | None = None, error: str | None = None) -> dict:
+def _context(request: Request, session, values: dict | None = None, error: str | None = None) -> dict:
+    settings = request.app.state.settings
     channels = email_service.list_email_channels(session)
     states = {s.channel_id: s for s in session.scalars(select(MailboxState))}
-    return {"channels": channels, "states": states, "values": values or {}, "error": error}
+    servers = {c.id: email_service.stored_servers(c) for c in channels}
+    warnings = {c.id: email_service.transport_warnings(c, settings=settings) for c in channels}
+    return {"channels": channels, "states": states, "servers": servers, "warnings": warnings,
+            "values": values or {}, "error": error}  # fmt: skip
 
 
 @router.get("/admin/channels")
 def channels_page(request: Request, session: DbSession, user: Admin):
-    return render(request, "channels.html", _context(session), user=user)
+    return render(request, "channels.html", _context(request, session), user=user)
 
 
 @router.post("/admin/channels/email")
@@ -39,24 +44,30 @@ def add_email_channel(
     imap_port: Annotated[int, Form()] = 993,
     imap_user: Annotated[str, Form()] = "",
     imap_password: Annotated[str, Form()] = "",
-    imap_ssl: Annotated[bool, Form()] = False,
+    imap_security: Annotated[Security, Form()] = Security.tls,
+    imap_ca_file: Annotated[str, Form()] = "",
     imap_processed_folder: Annotated[str, Form()] = "",
     smtp_host: Annotated[str, Form()] = "",
     smtp_port: Annotated[int, Form()] = 587,
     smtp_user: Annotated[str, Form()] = "",
     smtp_password: Annotated[str, Form()] = "",
-    smtp_starttls: Annotated[bool, Form()] = False,
+    smtp_security: Annotated[Security, Form()] = Security.starttls,
+    smtp_ca_file: Annotated[str, Form()] = "",
+    no_tls_verify: Annotated[bool, Form()] = False,
 ):
     """Add an email channel from the form; passwords are encrypted and never shown again."""
     imap = smtp = None
     if imap_host.strip():
         imap = email_service.ImapConfig(
             host=imap_host.strip(), port=imap_port, user=imap_user.strip(), password=imap_password,
-            ssl=imap_ssl, processed_folder=imap_processed_folder.strip(),
+            **email_service.security_flags(imap_security), ca_file=imap_ca_file.strip(), verify_tls=not no_tls_verify,
+            processed_folder=imap_processed_folder.strip(),
         )  # fmt: skip
     if smtp_host.strip():
-        smtp = email_service.SmtpConfig(host=smtp_host.strip(), port=smtp_port, user=smtp_user.strip(),
-                                        password=smtp_password, starttls=smtp_starttls)  # fmt: skip
+        smtp = email_service.SmtpConfig(
+            host=smtp_host.strip(), port=smtp_port, user=smtp_user.strip(), password=smtp_password,
+            **email_service.security_flags(smtp_security), ca_file=smtp_ca_file.strip(), verify_tls=not no_tls_verify,
+        )  # fmt: skip
     try:
         email_service.create_email_channel(
             session, address=address, name=name.strip() or None, imap=imap, smtp=smtp,
@@ -64,6 +75,10 @@ def add_email_channel(
         )  # fmt: skip
     except CapeError as exc:
         values = {"address": address, "name": name, "imap_host": imap_host, "imap_user": imap_user,
-                  "smtp_host": smtp_host, "smtp_user": smtp_user}  # fmt: skip
-        return render(request, "channels.html", _context(session, values, exc.message), user=user, status_code=422)
+                  "imap_port": imap_port, "imap_security": imap_security, "imap_ca_file": imap_ca_file,
+                  "smtp_host": smtp_host, "smtp_user": smtp_user, "smtp_port": smtp_port,
+                  "smtp_security": smtp_security, "smtp_ca_file": smtp_ca_file,
+                  "no_tls_verify": no_tls_verify}  # fmt: skip
+        context = _context(request, session, values, exc.message)
+        return render(request, "channels.html", context, user=user, status_code=422)
     return RedirectResponse("/admin/channels", status_code=303)
