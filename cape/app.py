@@ -24,6 +24,7 @@ from cape.actions.api import router as actions_router
 from cape.auth.api import router as users_router
 from cape.channels.api import router as channels_router
 from cape.channels.email.api import router as attachments_router
+from cape.channels.email.service import log_insecure_transports
 from cape.config import Settings
 from cape.conversations.api import router as conversations_router
 from cape.conversations.inbound_queue import InboundQueue
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        log_insecure_transports(app.state.session_factory, settings=settings)
         consumer = jobs.start_in_process_consumer() if run_jobs else None
         yield
         app.state.inbound_queue.close()

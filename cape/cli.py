@@ -171,11 +171,13 @@ def worker(
 ) -> None:
     """Run background jobs only (for deployments that split web and workers)."""
     from cape import jobs
+    from cape.channels.email.service import log_insecure_transports
     from cape.logs import configure_logging
 
     settings = _settings(data_dir=data_dir, database_url=database_url)
     configure_logging(settings.log_level, settings.log_format)
     _prepare_jobs(settings)
+    log_insecure_transports(jobs.session_factory(), settings=settings)
     # SIGTERM, which service managers and containers send to stop a process, lets the running jobs
     # finish (for up to a minute) instead of dropping them half-done; Ctrl-C stops at once.
     consumer = jobs.huey.create_consumer(
@@ -266,10 +268,20 @@ def channels_add_email(
     address: Annotated[str, typer.Option("--address", help="The address customers write to.")],
     name: Annotated[str | None, typer.Option("--name", help="Shown to agents and as the sender name.")] = None,
     imap_host: Annotated[str | None, typer.Option("--imap-host", help="Poll this IMAP server.")] = None,
-    imap_port: Annotated[int, typer.Option("--imap-port")] = 993,
+    imap_port: Annotated[
+        int | None, typer.Option("--imap-port", help="Default: 993 with implicit TLS, else 143.")
+    ] = None,
     imap_user: Annotated[str | None, typer.Option("--imap-user")] = None,
     imap_password: Annotated[str | None, typer.Option("--imap-password")] = None,
-    imap_ssl: Annotated[bool, typer.Option("--imap-ssl/--no-imap-ssl")] = True,
+    imap_ssl: Annotated[
+        bool | None, typer.Option("--imap-ssl/--no-imap-ssl", help="Implicit TLS (the default); off: plain IMAP.")
+    ] = None,
+    imap_starttls: Annotated[
+        bool, typer.Option("--imap-starttls", help="Plain IMAP upgraded by STARTTLS, which is then required.")
+    ] = False,
+    imap_ca_file: Annotated[
+        str, typer.Option("--imap-ca-file", help="Trust only this CA (PEM) for the IMAP server.")
+    ] = "",
     imap_folder: Annotated[str, typer.Option("--imap-folder")] = "INBOX",
     imap_processed_folder: Annotated[
         str, typer.Option("--imap-processed-folder", help="Move imported mail here (default: mark it seen).")
@@ -278,13 +290,20 @@ def channels_add_email(
     smtp_port: Annotated[int, typer.Option("--smtp-port")] = 587,
     smtp_user: Annotated[str, typer.Option("--smtp-user")] = "",
     smtp_password: Annotated[str, typer.Option("--smtp-password")] = "",
-    smtp_starttls: Annotated[bool, typer.Option("--smtp-starttls/--no-smtp-starttls")] = True,
+    smtp_starttls: Annotated[
+        bool, typer.Option("--smtp-starttls/--no-smtp-starttls", help="STARTTLS, required (the default).")
+    ] = True,
     smtp_ssl: Annotated[bool, typer.Option("--smtp-ssl/--no-smtp-ssl", help="Implicit TLS (port 465).")] = False,
+    smtp_ca_file: Annotated[str, typer.Option("--smtp-ca-file", help="Trust only this CA (PEM) for the relay.")] = "",
+    no_tls_verify: Annotated[
+        bool,
+        typer.Option("--no-tls-verify", help="Do not verify the servers' certificates (insecure; warned about)."),
+    ] = False,
     data_dir: DataDirOpt = None,
     database_url: DatabaseOpt = None,
 ) -> None:
     """Add an email channel: mail for the address is taken by the SMTP listener, or polled by IMAP."""
-    from cape.channels.email.service import ImapConfig, SmtpConfig, create_email_channel
+    from cape.channels.email.service import ImapConfig, SmtpConfig, create_email_channel, transport_warnings
     from cape.db import unit_of_work
     from cape.kit.errors import CapeError
 
@@ -295,18 +314,28 @@ def channels_add_email(
         if not imap_user or imap_password is None:
             typer.echo("error: --imap-host needs --imap-user and --imap-password", err=True)
             raise typer.Exit(2)
-        imap = ImapConfig(host=imap_host, port=imap_port, user=imap_user, password=imap_password, ssl=imap_ssl,
-                          folder=imap_folder, processed_folder=imap_processed_folder)  # fmt: skip
+        if imap_starttls and imap_ssl:
+            typer.echo("error: --imap-starttls and --imap-ssl exclude each other", err=True)
+            raise typer.Exit(2)
+        implicit = not imap_starttls and imap_ssl is not False
+        imap = ImapConfig(host=imap_host, port=imap_port or (993 if implicit else 143), user=imap_user,
+                          password=imap_password, ssl=implicit, starttls=imap_starttls, folder=imap_folder,
+                          processed_folder=imap_processed_folder, ca_file=imap_ca_file,
+                          verify_tls=not no_tls_verify)  # fmt: skip
     smtp = None
     if smtp_host:
         smtp = SmtpConfig(host=smtp_host, port=smtp_port, user=smtp_user, password=smtp_password,
-                          starttls=smtp_starttls, ssl=smtp_ssl)  # fmt: skip
+                          starttls=smtp_starttls, ssl=smtp_ssl, ca_file=smtp_ca_file,
+                          verify_tls=not no_tls_verify)  # fmt: skip
     try:
         with unit_of_work(_session_factory(settings)) as session:
             channel = create_email_channel(session, address=address, name=name, imap=imap, smtp=smtp,
                                            app_secret=settings.resolved_secret_key)  # fmt: skip
             how = f"polling {imap_host}" if imap else "receiving through the SMTP listener"
             typer.echo(f"created email channel {channel.address} (id {channel.id}), {how}")
+            for warning in transport_warnings(channel, settings=settings):
+                problem = "unencrypted" if warning.unencrypted else "certificate not verified"
+                typer.echo(f"warning: {warning.protocol} {warning.host}:{warning.port}: {problem}", err=True)
     except CapeError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc
@@ -315,17 +344,16 @@ def channels_add_email(
 @channels_app.command("list")
 def channels_list(data_dir: DataDirOpt = None, database_url: DatabaseOpt = None) -> None:
     """List the email channels."""
-    from cape.channels.email.service import list_email_channels
+    from cape.channels.email.service import list_email_channels, stored_servers
     from cape.db import unit_of_work
 
     settings = _settings(data_dir=data_dir, database_url=database_url)
     _migrate(settings)
     with unit_of_work(_session_factory(settings)) as session:
         for channel in list_email_channels(session):
-            imap = channel.settings.get("imap")
-            inbound = f"imap {imap['host']}:{imap['port']}" if imap else "smtp listener"
-            smtp = channel.settings.get("smtp")
-            outbound = f"smtp {smtp['host']}:{smtp['port']}" if smtp else "default relay"
+            imap, smtp = stored_servers(channel)
+            inbound = f"imap {imap.host}:{imap.port} {_protection(imap)}" if imap else "smtp listener"
+            outbound = f"smtp {smtp.host}:{smtp.port} {_protection(smtp)}" if smtp else "default relay"
             default = "\tdefault outbound" if channel.is_default_outbound else ""
             typer.echo(f"{channel.id}\t{channel.address}\t{inbound}\t{outbound}{default}")
 
@@ -379,6 +407,11 @@ def channels_set_reply_webhook(
     typer.echo("reply webhook removed" if remove else f"reply webhook: {url}\nsigning secret: {signing}")
 
 
+def _protection(config) -> str:
+    """How a mail connection is protected, for listings: tls, starttls, none; "unverified" when so."""
+    return config.security.value + ("" if config.verify_tls or config.security.value == "none" else " unverified")
+
+
 @channels_app.command("poll-email")
 def channels_poll_email(
     address: Annotated[str | None, typer.Option("--address", help="Only this channel (default: all polled).")] = None,
@@ -388,12 +421,14 @@ def channels_poll_email(
 ) -> None:
     """Import new mail from the IMAP mailboxes now (or keep doing so with --watch)."""
     from cape.channels.email.imap import poll_mailboxes, watch_mailboxes
+    from cape.channels.email.service import log_insecure_transports
     from cape.logs import configure_logging
 
     settings = _settings(data_dir=data_dir, database_url=database_url)
     configure_logging(settings.log_level, settings.log_format)
     _migrate(settings)
     factory = _session_factory(settings)
+    log_insecure_transports(factory, settings=settings)
     if watch:
         watch_mailboxes(factory, settings, address=address)
         return

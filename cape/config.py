@@ -60,7 +60,12 @@ class Settings(BaseSettings):
     smtp_relay_port: int = 587
     smtp_relay_user: str = ""
     smtp_relay_password: SecretStr = SecretStr("")
-    smtp_relay_starttls: bool = True
+    smtp_relay_starttls: bool = True  # required: a relay that does not offer it is not sent anything
+    smtp_relay_ssl: bool = False  # implicit TLS (port 465) instead of STARTTLS
+    # Trust only this CA for the relay (a private server); empty: the system's CAs.
+    smtp_relay_ca_file: str = ""
+    # Turning this off lets anyone in the middle read the mail; it is logged as a warning at start.
+    smtp_relay_verify_tls: bool = True
     email_poll_interval_s: int = Field(default=60, ge=5)
     # The wait before retrying a reply after a temporary failure, doubled at each further attempt.
     email_retry_backoff_s: float = Field(default=30.0, ge=0)

@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session, selectinload
 from cape.channels.email.parse import split_quoted
 from cape.channels.email.service import (
     UNKNOWN_SENDER,
+    Security,
     SmtpConfig,
+    default_relay,
     mark_identity_failing,
     reply_address,
     smtp_config,
@@ -25,6 +27,7 @@ from cape.channels.outbound import record_attempt
 from cape.config import Settings
 from cape.kit.clock import utcnow
 from cape.kit.html import text_to_html
+from cape.kit.tls import client_context, describe_tls_error
 from cape.models import (
     Channel,
     ChannelKind,
@@ -50,6 +53,13 @@ class PermanentFailure(Exception):
     def __init__(self, reason: str, *, refused_address: str | None = None):
         super().__init__(reason)
         self.refused_address = refused_address
+
+
+class TlsFailure(smtplib.SMTPException):
+    """TLS with the relay was not offered or failed: nothing was sent, not even the password.
+
+    Retried like any temporary failure: the relay may be fixed, or the attacker gone.
+    """
 
 
 @dataclass
@@ -155,18 +165,6 @@ def customer_address(session: Session, *, conversation: Conversation) -> str | N
     )
 
 
-def default_relay(settings: Settings) -> SmtpConfig | None:
-    if not settings.smtp_relay_host:
-        return None
-    return SmtpConfig(
-        host=settings.smtp_relay_host,
-        port=settings.smtp_relay_port,
-        user=settings.smtp_relay_user,
-        password=settings.smtp_relay_password.get_secret_value(),
-        starttls=settings.smtp_relay_starttls,
-    )
-
-
 def _reply_subject(subject: str | None) -> str:
     subject = (subject or "").strip()
     if not subject:
@@ -219,19 +217,18 @@ def stalled_sends(session: Session, *, older_than: timedelta) -> list[int]:
 def deliver(outgoing: Outgoing, *, timeout: float = 30) -> dict[str, tuple[int, bytes]]:
     """Hand the email to the relay; SMTP 5xx answers raise PermanentFailure, the rest retry.
 
-    Returns the recipients the relay refused while accepting the others (copies, usually)."""
+    With TLS (implicit or STARTTLS, the default) the relay's certificate and host name are
+    verified unless explicitly turned off, and nothing (no login, no message) is sent before
+    TLS is up: a relay that stops offering STARTTLS gets nothing. Returns the recipients the
+    relay refused while accepting the others (copies, usually).
+    """
     relay = outgoing.relay
-    context = ssl.create_default_context()
     try:
-        if relay.ssl:
-            client: smtplib.SMTP = smtplib.SMTP_SSL(relay.host, relay.port, timeout=timeout, context=context)
-        else:
-            client = smtplib.SMTP(relay.host, relay.port, timeout=timeout)
+        client = _connect(relay, timeout=timeout)
         with client:
             client.ehlo()
-            if relay.starttls and not relay.ssl and client.has_extn("starttls"):
-                client.starttls(context=context)
-                client.ehlo()
+            if relay.security is Security.starttls:
+                _starttls(client, relay)
             if relay.user:
                 client.login(relay.user, relay.password)
             return client.send_message(outgoing.email, from_addr=outgoing.sender, to_addrs=outgoing.recipients)
@@ -248,6 +245,31 @@ def deliver(outgoing: Outgoing, *, timeout: float = 30) -> dict[str, tuple[int, 
             refused = outgoing.recipients[0] if isinstance(exc, smtplib.SMTPDataError) else None
             raise PermanentFailure(f"{exc.smtp_code} {_text(exc.smtp_error)}", refused_address=refused) from exc
         raise
+
+
+def _connect(relay: SmtpConfig, *, timeout: float) -> smtplib.SMTP:
+    if relay.security is not Security.tls:
+        return smtplib.SMTP(relay.host, relay.port, timeout=timeout)
+    context = client_context(ca_file=relay.ca_file, verify=relay.verify_tls)
+    try:
+        return smtplib.SMTP_SSL(relay.host, relay.port, timeout=timeout, context=context)
+    except ssl.SSLError as exc:
+        raise TlsFailure(f"TLS with {relay.host}:{relay.port} failed, nothing sent: {describe_tls_error(exc)}") from exc
+
+
+def _starttls(client: smtplib.SMTP, relay: SmtpConfig) -> None:
+    """Upgrade to TLS, or stop: a relay that no longer offers it may have someone in the middle."""
+    where = f"{relay.host}:{relay.port}"
+    if not client.has_extn("starttls"):
+        raise TlsFailure(f"{where} does not offer STARTTLS, which this relay requires; nothing sent")
+    context = client_context(ca_file=relay.ca_file, verify=relay.verify_tls)
+    try:
+        client.starttls(context=context)
+    except smtplib.SMTPResponseException as exc:
+        raise TlsFailure(f"{where} refused STARTTLS ({exc.smtp_code} {_text(exc.smtp_error)}); nothing sent") from exc
+    except ssl.SSLError as exc:
+        raise TlsFailure(f"STARTTLS with {where} failed, nothing sent: {describe_tls_error(exc)}") from exc
+    client.ehlo()
 
 
 def _describe(recipients: dict) -> str:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from cape.channels.base import InboundAttachment, InboundMessage, Sender
 from cape.channels.email.parse import ParsedEmail, parse_email
@@ -18,6 +20,7 @@ from cape.config import Settings
 from cape.conversations.service import IngestResult, ingest
 from cape.kit.crypto import decrypt_secrets, encrypt_secrets, sign
 from cape.kit.errors import Conflict, InvalidInput, NotFound
+from cape.kit.tls import client_context
 from cape.models import (
     Activity,
     Attachment,
@@ -32,9 +35,28 @@ from cape.models import (
     User,
 )
 
+log = logging.getLogger(__name__)
+
 UNKNOWN_SENDER = "unknown-sender@unknown.invalid"
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 _TOKEN = re.compile(r"^c(\d+)-([a-z2-7]{10})$")
+
+
+class Security(StrEnum):
+    """How the connection to a mail server is protected."""
+
+    tls = "tls"  # TLS from the first byte (IMAP 993, SMTP 465)
+    starttls = "starttls"  # upgraded at once; refused, before any login, when the server does not offer it
+    none = "none"  # plain text: only on a network nobody else can reach
+
+
+def _security(*, ssl: bool, starttls: bool) -> Security:
+    return Security.tls if ssl else Security.starttls if starttls else Security.none
+
+
+def security_flags(security: Security) -> dict[str, bool]:
+    """The stored form of a security choice: ``ssl`` and ``starttls`` of ImapConfig and SmtpConfig."""
+    return {"ssl": security is Security.tls, "starttls": security is Security.starttls}
 
 
 @dataclass
@@ -43,10 +65,19 @@ class ImapConfig:
     user: str
     password: str
     port: int = 993
-    ssl: bool = True
+    ssl: bool = True  # implicit TLS; else STARTTLS when ``starttls``, else plain
     folder: str = "INBOX"
     # Where imported mail is moved; empty: it stays in the folder, marked \Seen.
     processed_folder: str = ""
+    starttls: bool = False
+    # Trust only this CA (a private server); empty: the system's CAs.
+    ca_file: str = ""
+    # Off only by an explicit choice, which is warned about on the channel page and at start.
+    verify_tls: bool = True
+
+    @property
+    def security(self) -> Security:
+        return _security(ssl=self.ssl, starttls=self.starttls)
 
 
 @dataclass
@@ -55,8 +86,47 @@ class SmtpConfig:
     port: int = 587
     user: str = ""
     password: str = ""
-    starttls: bool = True
-    ssl: bool = False
+    starttls: bool = True  # required: a relay that does not offer it gets nothing, not even the password
+    ssl: bool = False  # implicit TLS (port 465); wins over ``starttls``
+    ca_file: str = ""
+    verify_tls: bool = True
+
+    @property
+    def security(self) -> Security:
+        return _security(ssl=self.ssl, starttls=self.starttls)
+
+
+@dataclass(frozen=True)
+class TransportWarning:
+    """A mail connection someone in the middle could read: sent in clear, or to an unverified server."""
+
+    protocol: str  # "IMAP" or "SMTP"
+    host: str
+    port: int
+    unencrypted: bool  # else: encrypted, but the server's certificate is not verified
+    default_relay: bool = False
+
+
+def _transport_warning(protocol: str, config: ImapConfig | SmtpConfig, **extra) -> TransportWarning | None:
+    if config.security is Security.none:
+        return TransportWarning(protocol, config.host, config.port, unencrypted=True, **extra)
+    if not config.verify_tls:
+        return TransportWarning(protocol, config.host, config.port, unencrypted=False, **extra)
+    return None
+
+
+def _checked_ca_file(field: str, config: ImapConfig | SmtpConfig) -> str:
+    """The CA file as an absolute path, once it is known to be readable and to be used at all."""
+    if not config.ca_file:
+        return ""
+    if config.security is Security.none or not config.verify_tls:
+        raise InvalidInput(f"{field}_ca_file", "a CA file is only used with TLS and verified certificates")
+    path = str(Path(config.ca_file).expanduser().resolve())
+    try:
+        client_context(ca_file=path)
+    except OSError as exc:
+        raise InvalidInput(f"{field}_ca_file", str(exc)) from None
+    return path
 
 
 def channel_key(address: str) -> str:
@@ -86,11 +156,11 @@ def create_email_channel(
     settings: dict = {}
     secrets: dict[str, str] = {}
     if imap is not None:
-        settings["imap"] = {k: v for k, v in asdict(imap).items() if k != "password"}
-        secrets["imap_password"] = imap.password
+        settings["imap"] = {**asdict(imap), "ca_file": _checked_ca_file("imap", imap)}
+        secrets["imap_password"] = settings["imap"].pop("password")
     if smtp is not None:
-        settings["smtp"] = {k: v for k, v in asdict(smtp).items() if k != "password"}
-        secrets["smtp_password"] = smtp.password
+        settings["smtp"] = {**asdict(smtp), "ca_file": _checked_ca_file("smtp", smtp)}
+        secrets["smtp_password"] = settings["smtp"].pop("password")
     channel = Channel(
         key=channel_key(address),
         kind=ChannelKind.email,
@@ -167,6 +237,63 @@ def smtp_config(channel: Channel, app_secret: str) -> SmtpConfig | None:
         return None
     secrets = decrypt_secrets(app_secret, channel.secrets_encrypted)
     return SmtpConfig(**channel.settings["smtp"], password=secrets.get("smtp_password", ""))
+
+
+def stored_servers(channel: Channel) -> tuple[ImapConfig | None, SmtpConfig | None]:
+    """The channel's IMAP server and relay as configured, without their passwords (for display)."""
+    imap = ImapConfig(**channel.settings["imap"], password="") if "imap" in channel.settings else None
+    smtp = SmtpConfig(**channel.settings["smtp"]) if "smtp" in channel.settings else None
+    return imap, smtp
+
+
+def transport_warnings(channel: Channel, *, settings: Settings) -> list[TransportWarning]:
+    """The channel's mail connections that are unencrypted or unverified (its own or the default relay)."""
+    imap, smtp = stored_servers(channel)
+    found = [
+        _transport_warning("IMAP", imap) if imap else None,
+        _transport_warning("SMTP", smtp) if smtp else default_relay_warning(settings),
+    ]
+    return [warning for warning in found if warning is not None]
+
+
+def default_relay(settings: Settings) -> SmtpConfig | None:
+    """The relay of channels that configure none of their own (``CAPE_SMTP_RELAY_*``), if any."""
+    if not settings.smtp_relay_host:
+        return None
+    return SmtpConfig(
+        host=settings.smtp_relay_host,
+        port=settings.smtp_relay_port,
+        user=settings.smtp_relay_user,
+        password=settings.smtp_relay_password.get_secret_value(),
+        starttls=settings.smtp_relay_starttls,
+        ssl=settings.smtp_relay_ssl,
+        ca_file=settings.smtp_relay_ca_file,
+        verify_tls=settings.smtp_relay_verify_tls,
+    )
+
+
+def default_relay_warning(settings: Settings) -> TransportWarning | None:
+    relay = default_relay(settings)
+    return _transport_warning("SMTP", relay, default_relay=True) if relay else None
+
+
+def log_insecure_transports(session_factory: sessionmaker[Session], *, settings: Settings) -> None:
+    """At start (app, worker): warn of every mail connection that can be read in transit.
+
+    Names the channel and the server, never a secret.
+    """
+    try:
+        with session_factory() as session:
+            found = [(channel.address, w) for channel in list_email_channels(session)
+                     for w in transport_warnings(channel, settings=settings) if not w.default_relay]  # fmt: skip
+    except SQLAlchemyError as exc:  # e.g. a database not migrated yet: its own error comes soon enough
+        log.warning("could not check the mail channels' TLS settings (%s)", type(exc).__name__)
+        found = []
+    if (relay := default_relay_warning(settings)) is not None:
+        found.append(("channels without a relay of their own", relay))
+    for whose, warning in found:
+        how = "unencrypted" if warning.unencrypted else "to a server whose certificate is not verified"
+        log.warning("mail of %s travels %s: %s %s:%s", whose, how, warning.protocol, warning.host, warning.port)
 
 
 def reply_address(channel: Channel, conversation_id: int, app_secret: str) -> str:
