@@ -223,7 +223,8 @@ def users_create(
     data_dir: DataDirOpt = None,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Add a user."""
+    """Add a user (recorded in the audit log)."""
+    from cape.audit.service import command_line_reason
     from cape.auth.service import create_user
     from cape.db import unit_of_work
     from cape.kit.errors import CapeError
@@ -238,8 +239,8 @@ def users_create(
         raise typer.Exit(2) from exc
     try:
         with unit_of_work(_session_factory(settings)) as session:
-            user = create_user(session, email=email, name=name, role=role_value,
-                               password=password, language=language)  # fmt: skip
+            user = create_user(session, email=email, name=name, role=role_value, password=password,
+                               language=language, reason=command_line_reason("users create"))  # fmt: skip
             typer.echo(f"created {user.role.value} {user.email} (id {user.id})")
     except CapeError as exc:
         typer.echo(f"error: {exc.message}", err=True)
@@ -269,6 +270,7 @@ def channels_add_email(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Add an email channel: mail for the address is taken by the SMTP listener, or polled by IMAP."""
+    from cape.audit.service import command_line_reason
     from cape.channels.email.service import ImapConfig, SmtpConfig, create_email_channel
     from cape.db import unit_of_work
     from cape.kit.errors import CapeError
@@ -289,7 +291,8 @@ def channels_add_email(
     try:
         with unit_of_work(_session_factory(settings)) as session:
             channel = create_email_channel(session, address=address, name=name, imap=imap, smtp=smtp,
-                                           app_secret=settings.resolved_secret_key)  # fmt: skip
+                                           app_secret=settings.resolved_secret_key,
+                                           reason=command_line_reason("channels add-email"))  # fmt: skip
             how = f"polling {imap_host}" if imap else "receiving through the SMTP listener"
             typer.echo(f"created email channel {channel.address} (id {channel.id}), {how}")
     except CapeError as exc:

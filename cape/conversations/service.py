@@ -495,8 +495,8 @@ def update_conversation(
         conversation.assignee_id = assignee_id  # type: ignore[assignment]
     if team_id is not _UNSET and team_id != conversation.team_id:
         team = session.get(Team, team_id) if team_id is not None else None
-        if team_id is not None and team is None:
-            raise InvalidInput("team_id", f"no team {team_id}")
+        if team_id is not None and (team is None or not team.is_active):
+            raise InvalidInput("team_id", f"no active team {team_id}")
         _record(session, conversation, actor, "team_changed", old_team_id=conversation.team_id, team_id=team_id,
                 team_name=team.name if team else None)  # fmt: skip
         conversation.team_id = team_id  # type: ignore[assignment]

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from cape.auth.deps import Admin, DbSession
 from cape.channels.email import service as email_service
 from cape.kit.errors import CapeError
+from cape.kit.validation import IdPath
 from cape.models import MailboxState
 from cape.web.render import render
 
@@ -18,7 +19,7 @@ router = APIRouter(include_in_schema=False)
 
 
 def _context(session, values: dict | None = None, error: str | None = None) -> dict:
-    channels = email_service.list_email_channels(session)
+    channels = email_service.list_email_channels(session, include_inactive=True)
     states = {s.channel_id: s for s in session.scalars(select(MailboxState))}
     return {"channels": channels, "states": states, "values": values or {}, "error": error}
 
@@ -60,10 +61,18 @@ def add_email_channel(
     try:
         email_service.create_email_channel(
             session, address=address, name=name.strip() or None, imap=imap, smtp=smtp,
-            app_secret=request.app.state.settings.resolved_secret_key,
+            app_secret=request.app.state.settings.resolved_secret_key, actor=user,
         )  # fmt: skip
     except CapeError as exc:
         values = {"address": address, "name": name, "imap_host": imap_host, "imap_user": imap_user,
                   "smtp_host": smtp_host, "smtp_user": smtp_user}  # fmt: skip
         return render(request, "channels.html", _context(session, values, exc.message), user=user, status_code=422)
+    return RedirectResponse("/admin/channels", status_code=303)
+
+
+@router.post("/admin/channels/{channel_id}/active")
+def set_channel_active(channel_id: IdPath, session: DbSession, user: Admin, active: Annotated[bool, Form()] = False):
+    """Stop taking mail in through a channel, or start again."""
+    channel = email_service.get_email_channel(session, channel_id)
+    email_service.update_email_channel(session, channel=channel, actor=user, is_active=active)
     return RedirectResponse("/admin/channels", status_code=303)
