@@ -169,7 +169,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         headers = {"Retry-After": str(exc.retry_after_s)} if hasattr(exc, "retry_after_s") else None
         if _wants_html(request):
             required = exc.required_role if isinstance(exc, Forbidden) else None
-            return _error_page(request, exc.status_code, required_role=required, detail=exc.message)
+            return _error_page(request, exc.status_code, required_role=required, detail=exc.message, code=exc.code)
         extra = {"field": exc.field} if isinstance(exc, InvalidInput) else {}
         return JSONResponse(error_body(exc.code, exc.message, **extra), status_code=exc.status_code, headers=headers)
 

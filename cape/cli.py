@@ -240,7 +240,8 @@ def users_create(
     data_dir: DataDirOpt = None,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Add a user."""
+    """Add a user (recorded in the audit log)."""
+    from cape.audit.service import command_line_reason
     from cape.auth.service import create_user
     from cape.db import unit_of_work
     from cape.kit.errors import CapeError
@@ -255,8 +256,8 @@ def users_create(
         raise typer.Exit(2) from exc
     try:
         with unit_of_work(_session_factory(settings)) as session:
-            user = create_user(session, email=email, name=name, role=role_value,
-                               password=password, language=language)  # fmt: skip
+            user = create_user(session, email=email, name=name, role=role_value, password=password,
+                               language=language, reason=command_line_reason("users create"))  # fmt: skip
             typer.echo(f"created {user.role.value} {user.email} (id {user.id})")
     except CapeError as exc:
         typer.echo(f"error: {exc.message}", err=True)
@@ -303,6 +304,7 @@ def channels_add_email(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Add an email channel: mail for the address is taken by the SMTP listener, or polled by IMAP."""
+    from cape.audit.service import command_line_reason
     from cape.channels.email.service import ImapConfig, SmtpConfig, create_email_channel, transport_warnings
     from cape.db import unit_of_work
     from cape.kit.errors import CapeError
@@ -330,7 +332,8 @@ def channels_add_email(
     try:
         with unit_of_work(_session_factory(settings)) as session:
             channel = create_email_channel(session, address=address, name=name, imap=imap, smtp=smtp,
-                                           app_secret=settings.resolved_secret_key)  # fmt: skip
+                                           app_secret=settings.resolved_secret_key,
+                                           reason=command_line_reason("channels add-email"))  # fmt: skip
             how = f"polling {imap_host}" if imap else "receiving through the SMTP listener"
             typer.echo(f"created email channel {channel.address} (id {channel.id}), {how}")
             for warning in transport_warnings(channel, settings=settings):
@@ -365,6 +368,7 @@ def channels_set_default_outbound(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Answer conversations that came in without a mailbox (contact form, API) from this email channel."""
+    from cape.audit.service import command_line_reason
     from cape.channels.email.service import set_default_outbound
     from cape.db import unit_of_work
     from cape.kit.errors import CapeError
@@ -373,7 +377,9 @@ def channels_set_default_outbound(
     _migrate(settings)
     try:
         with unit_of_work(_session_factory(settings)) as session:
-            channel = set_default_outbound(session, address=address)
+            channel = set_default_outbound(
+                session, address=address, reason=command_line_reason("channels set-default-outbound")
+            )
             typer.echo(f"default outbound mailbox: {channel.address} (id {channel.id})")
     except CapeError as exc:
         typer.echo(f"error: {exc.message}", err=True)
@@ -389,6 +395,7 @@ def channels_set_reply_webhook(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Register the integration's webhook for agents' replies in API conversations (docs/channels.md)."""
+    from cape.audit.service import command_line_reason
     from cape.channels.integrations.service import set_reply_webhook
     from cape.db import unit_of_work
     from cape.kit.errors import CapeError
@@ -400,7 +407,10 @@ def channels_set_reply_webhook(
     _migrate(settings)
     try:
         with unit_of_work(_session_factory(settings)) as session:
-            signing = set_reply_webhook(session, url=url, secret=secret, app_secret=settings.resolved_secret_key)
+            signing = set_reply_webhook(
+                session, url=url, secret=secret, app_secret=settings.resolved_secret_key,
+                reason=command_line_reason("channels set-reply-webhook"),
+            )  # fmt: skip
     except CapeError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc

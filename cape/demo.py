@@ -85,7 +85,7 @@ def seed_demo(session: Session) -> dict[str, User]:
         if user is None:
             user = create_user(
                 session, email=demo.email, name=demo.name, role=demo.role,
-                password=demo.password, language=demo.language,
+                password=demo.password, language=demo.language, reason="demo data",
             )  # fmt: skip
         users[demo.email] = user
     session.commit()

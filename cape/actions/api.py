@@ -96,7 +96,7 @@ def reverse(action_id: IdPath, body: ReverseIn, session: DbSession, user: Curren
 
 @router.get("/audit.csv")
 def audit_csv(session: DbSession, user: Supervisor):
-    """The append-only audit log of actions, decisions, failures and authority changes."""
+    """The append-only audit log: actions, decisions, authority, users, teams, channels, merges."""
     return _csv_response(exports.audit_csv(session), "cape-audit.csv")
 
 

@@ -15,7 +15,7 @@ from cape.models import AuditEntry, LedgerEntry
 
 AUDIT_COLUMNS = (
     "id", "created_at", "actor_user_id", "actor_name", "event", "action_id", "customer_id",
-    "conversation_id", "reason", "before", "after",
+    "conversation_id", "reason", "before", "after", "subject_type", "subject_id",
 )  # fmt: skip
 LEDGER_COLUMNS = ("id", "created_at", "action_id", "customer_id", "kind", "amount", "currency", "code", "memo")
 
@@ -29,6 +29,7 @@ def audit_csv(session: Session) -> Iterator[str]:
             entry.event, entry.action_id, entry.customer_id, entry.conversation_id, entry.reason or "",
             json.dumps(entry.before, sort_keys=True) if entry.before is not None else "",
             json.dumps(entry.after, sort_keys=True) if entry.after is not None else "",
+            entry.subject_type or "", entry.subject_id,
         ]  # fmt: skip
 
     query = select(AuditEntry).options(selectinload(AuditEntry.actor))

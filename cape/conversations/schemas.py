@@ -115,6 +115,10 @@ class ConversationPatch(BaseModel):
     priority: Priority | None = None
     tags: list[Text] | None = Field(default=None, max_length=50)
     snoozed_until: datetime | None = None
+    # The assignee the caller saw (null: nobody). When someone else has changed it since, the
+    # request is refused with 409 and changes nothing. Left out, only an assignment made while
+    # this request runs is a conflict.
+    expected_assignee_id: DbId | None = None
 
     @field_validator("status", "priority", "tags")
     @classmethod

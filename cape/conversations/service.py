@@ -10,16 +10,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from cape import events
 from cape.channels import outbound
 from cape.channels.base import InboundMessage
 from cape.customers.service import resolve_customer_id
 from cape.kit.clock import utcnow
-from cape.kit.errors import CapeError, InvalidInput, NotFound
+from cape.kit.errors import CapeError, Conflict, InvalidInput, NotFound
 from cape.kit.html import sanitize_html
 from cape.kit.pagination import decode_cursor, encode_cursor
 from cape.kit.rawsql import RawSql, in_list
@@ -534,8 +535,14 @@ def update_conversation(
     priority: Priority | object = _UNSET,
     tags: list[str] | object = _UNSET,
     snoozed_until: datetime | object | None = _UNSET,
+    expected_assignee_id: int | object | None = _UNSET,
 ) -> Conversation:
-    """Change status, assignee, team, priority or tags; each change is written to the activity log."""
+    """Change status, assignee, team, priority or tags; each change is written to the activity log.
+
+    ``expected_assignee_id`` is the assignee the caller saw (None: nobody); when someone else has
+    changed it since, the assignment is refused with ``Conflict``. Left out, it is the assignee
+    loaded in this transaction. A refused request changes nothing once the caller rolls back.
+    """
     now = utcnow()
     before = _state(conversation)
     if (
@@ -563,21 +570,12 @@ def update_conversation(
         conversation.status = status
         conversation.resolved_at = now if status is ConversationStatus.resolved else None
     if assignee_id is not _UNSET and assignee_id != conversation.assignee_id:
-        assignee = None
-        if assignee_id is not None:
-            assignee = session.get(User, assignee_id)
-            if assignee is None or not assignee.is_active:
-                raise InvalidInput("assignee_id", f"no active user {assignee_id}")
-        _record(
-            session, conversation, actor, "assigned",
-            old_assignee_id=conversation.assignee_id, assignee_id=assignee_id,
-            assignee_name=assignee.name if assignee else None,
-        )  # fmt: skip
-        conversation.assignee_id = assignee_id  # type: ignore[assignment]
+        expected = conversation.assignee_id if expected_assignee_id is _UNSET else expected_assignee_id
+        _assign(session, conversation=conversation, actor=actor, assignee_id=assignee_id, expected=expected)  # type: ignore[arg-type]
     if team_id is not _UNSET and team_id != conversation.team_id:
         team = session.get(Team, team_id) if team_id is not None else None
-        if team_id is not None and team is None:
-            raise InvalidInput("team_id", f"no team {team_id}")
+        if team_id is not None and (team is None or not team.is_active):
+            raise InvalidInput("team_id", f"no active team {team_id}")
         _record(session, conversation, actor, "team_changed", old_team_id=conversation.team_id, team_id=team_id,
                 team_name=team.name if team else None)  # fmt: skip
         conversation.team_id = team_id  # type: ignore[assignment]
@@ -601,6 +599,41 @@ def update_conversation(
     session.flush()
     session.refresh(conversation)
     return get_conversation(session, conversation.id, with_messages=False)
+
+
+def _assign(
+    session: Session, *, conversation: Conversation, actor: User, assignee_id: int | None, expected: int | None
+) -> None:
+    """Give the conversation to ``assignee_id`` (None: nobody) if its assignee is still ``expected``."""
+    assignee = None
+    if assignee_id is not None:
+        assignee = session.get(User, assignee_id)
+        if assignee is None or not assignee.is_active:
+            raise InvalidInput("assignee_id", f"no active user {assignee_id}")
+    # Race: two agents assigning the same conversation at once, each having seen the same
+    # assignee (often nobody), would both succeed and the first would never learn it lost.
+    # The UPDATE applies only while the assignee is still the one the caller saw: on PostgreSQL
+    # the second waits for the first's row lock, then re-checks the committed row and matches
+    # nothing; on SQLite writers take turns, so the second finds the first's assignee. Either
+    # way one wins and the other gets a Conflict.
+    changed = session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation.id, Conversation.assignee_id.is_not_distinct_from(expected))
+        .values(assignee_id=assignee_id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if changed != 1:
+        now_with = session.scalar(
+            select(User.name).join(Conversation, Conversation.assignee_id == User.id)
+            .where(Conversation.id == conversation.id)
+        )  # fmt: skip
+        raise Conflict(
+            f"someone else changed the assignee of conversation {conversation.id} meanwhile "
+            f"(now {now_with or 'nobody'}); nothing was changed"
+        )
+    _record(session, conversation, actor, "assigned", old_assignee_id=conversation.assignee_id,
+            assignee_id=assignee_id, assignee_name=assignee.name if assignee else None)  # fmt: skip
+    set_committed_value(conversation, "assignee_id", assignee_id)
 
 
 def _state(conversation: Conversation) -> tuple:

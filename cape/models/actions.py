@@ -134,13 +134,24 @@ class SpendCounter(Base):
 
 
 class AuditEntry(IdMixin, CreatedMixin, Base):
-    """Append-only (the database refuses updates and deletes): who did what, when, why."""
+    """Append-only (the database refuses updates and deletes): who did what, when, why.
+
+    Written through ``cape.audit.service.record_audit`` (and the actions service for actions).
+    """
 
     __tablename__ = "audit_entries"
-    __table_args__ = (Index(None, "created_at", "id"), Index(None, "action_id"))
+    __table_args__ = (
+        Index(None, "created_at", "id"),
+        Index(None, "action_id"),
+        Index(None, "subject_type", "subject_id", "id"),
+    )
 
     actor_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
     event: Mapped[str] = mapped_column(String(64))
+    # What changed, when it is not an action: "user", "team", "channel" or "customer", and its id.
+    # No foreign key: subjects of several kinds share the column.
+    subject_type: Mapped[str | None] = mapped_column(String(32))
+    subject_id: Mapped[int | None] = mapped_column(BigId)
     action_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("actions.id"))
     customer_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("customers.id"))
     conversation_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("conversations.id"))

@@ -13,6 +13,7 @@ from cape.channels.email import service as email_service
 from cape.channels.email.service import Security
 from cape.channels.integrations.service import set_reply_webhook as set_api_reply_webhook
 from cape.kit.errors import CapeError
+from cape.kit.validation import IdPath
 from cape.models import Channel, ChannelKind, MailboxState
 from cape.web.render import render
 
@@ -21,7 +22,7 @@ router = APIRouter(include_in_schema=False)
 
 def _context(request: Request, session, values: dict | None = None, error: str | None = None, **extra) -> dict:
     settings = request.app.state.settings
-    channels = email_service.list_email_channels(session)
+    channels = email_service.list_email_channels(session, include_inactive=True)
     states = {s.channel_id: s for s in session.scalars(select(MailboxState))}
     servers = {c.id: email_service.stored_servers(c) for c in channels}
     warnings = {c.id: email_service.transport_warnings(c, settings=settings) for c in channels}
@@ -81,7 +82,7 @@ def add_email_channel(
     try:
         email_service.create_email_channel(
             session, address=address, name=name.strip() or None, imap=imap, smtp=smtp,
-            app_secret=request.app.state.settings.resolved_secret_key,
+            app_secret=request.app.state.settings.resolved_secret_key, actor=user,
         )  # fmt: skip
     except CapeError as exc:
         values = {"address": address, "name": name, "imap_host": imap_host, "imap_user": imap_user,
@@ -127,3 +128,11 @@ def set_reply_webhook(
         return render(request, "channels.html", context, user=user, status_code=422)
     # The signing secret is shown once, on this answer, never again.
     return render(request, "channels.html", _context(request, session, new_webhook_secret=signing), user=user)
+
+
+@router.post("/admin/channels/{channel_id}/active")
+def set_channel_active(channel_id: IdPath, session: DbSession, user: Admin, active: Annotated[bool, Form()] = False):
+    """Stop taking mail in through a channel, or start again."""
+    channel = email_service.get_email_channel(session, channel_id)
+    email_service.update_email_channel(session, channel=channel, actor=user, is_active=active)
+    return RedirectResponse("/admin/channels", status_code=303)

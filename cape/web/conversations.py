@@ -17,7 +17,7 @@ from cape.channels.email import service as email_service
 from cape.channels.email.send import customer_address
 from cape.conversations import service
 from cape.customers import service as customers_service
-from cape.kit.errors import CapeError, InvalidInput, NotFound
+from cape.kit.errors import CapeError, Conflict, InvalidInput, NotFound
 from cape.kit.validation import IdPath
 from cape.models import ActionType, ConversationStatus, Customer, Priority, User
 from cape.web.render import render
@@ -135,35 +135,47 @@ def conversation_update(
     assignee_id: Annotated[str | None, Form()] = None,
     priority: Annotated[str | None, Form()] = None,
     tags: Annotated[str | None, Form()] = None,
+    assignee_seen: Annotated[str | None, Form()] = None,
 ):
+    """The Details form and the status buttons. ``assignee_seen`` is the assignee the form showed."""
     conversation = service.get_conversation(session, conversation_id, with_messages=False)
-    error = None
+    failure: CapeError | None = None
     try:
         with session.begin_nested():  # a refused change leaves nothing half done
-            changes = _form_changes(status=status, assignee_id=assignee_id, priority=priority, tags=tags)
+            changes = _form_changes(status=status, assignee_id=assignee_id, assignee_seen=assignee_seen,
+                                    priority=priority, tags=tags)  # fmt: skip
             service.update_conversation(session, conversation=conversation, actor=user, **changes)
     except CapeError as exc:
-        error = exc.message
+        failure = exc
     if request.headers.get("hx-request"):
         session.expire_all()
-        context = conversation_context(session, conversation_id, user) | {"update_error": error}
+        context = conversation_context(session, conversation_id, user)
+        if isinstance(failure, Conflict):  # someone else assigned it meanwhile: the page now shows whom
+            context["update_conflict"] = True
+        elif failure is not None:
+            context["update_error"] = failure.message
         return render(request, "_conversation_main.html", context, user=user)
-    if error:
-        raise InvalidInput("form", error)
+    if failure is not None:
+        raise failure
     return RedirectResponse(f"/conversations/{conversation_id}", status_code=303)
 
 
-def _form_changes(*, status: str | None, assignee_id: str | None, priority: str | None, tags: str | None) -> dict:
+def _form_changes(
+    *, status: str | None, assignee_id: str | None, assignee_seen: str | None, priority: str | None, tags: str | None
+) -> dict:
     changes: dict = {}
     if status:
         if status not in ConversationStatus.__members__:
             raise InvalidInput("status", f"unknown status {status!r}")
         changes["status"] = ConversationStatus(status)
     if assignee_id is not None:
-        value = assignee_id.strip()
-        if value and not re.fullmatch(r"\d{1,18}", value):
-            raise InvalidInput("assignee_id", "not a user")
-        changes["assignee_id"] = int(value) if value else None
+        wanted = _user_id_field("assignee_id", assignee_id)
+        if assignee_seen is None:
+            changes["assignee_id"] = wanted
+        elif wanted != (seen := _user_id_field("assignee_seen", assignee_seen)):
+            # Only a choice the agent made is applied, and only over the assignee they saw: saving
+            # the priority must not undo a colleague's assignment made since the page was loaded.
+            changes["assignee_id"], changes["expected_assignee_id"] = wanted, seen
     if priority:
         if priority not in Priority.__members__:
             raise InvalidInput("priority", f"unknown priority {priority!r}")
@@ -171,3 +183,13 @@ def _form_changes(*, status: str | None, assignee_id: str | None, priority: str 
     if tags is not None:
         changes["tags"] = [t for t in tags.split(",") if t.strip()]
     return changes
+
+
+def _user_id_field(field: str, text: str) -> int | None:
+    """A user id from the form; "none" (or nothing) is nobody."""
+    value = text.strip()
+    if value in ("", "none"):
+        return None
+    if not re.fullmatch(r"\d{1,18}", value):
+        raise InvalidInput(field, "not a user")
+    return int(value)

@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
-from cape.auth.deps import CurrentUser, DbSession
+from cape.auth.deps import CurrentUser, DbSession, Supervisor
 from cape.customers import service as customers_service
 from cape.kit.errors import CapeError
 from cape.kit.validation import IdPath
+from cape.models import Role, User
 from cape.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -18,13 +19,14 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/customers/{customer_id}")
 def customer_page(request: Request, customer_id: IdPath, session: DbSession, user: CurrentUser):
-    return render(request, "customer.html", _customer_context(session, customer_id), user=user)
+    return render(request, "customer.html", _customer_context(session, customer_id, user), user=user)
 
 
-def _customer_context(session, customer_id: int) -> dict:
+def _customer_context(session, customer_id: int, user: User) -> dict:
     customer = customers_service.get_customer(session, customer_id)
     return {
         "customer": customer,
+        "can_merge": user.role.at_least(Role.supervisor),
         "conversations": customers_service.customer_conversations(session, customer=customer),
         "timeline": customers_service.customer_timeline(session, customer=customer),
     }
@@ -35,10 +37,10 @@ def customer_merge(
     request: Request,
     customer_id: IdPath,
     session: DbSession,
-    user: CurrentUser,
+    user: Supervisor,
     other: Annotated[str, Form()] = "",
 ):
-    """Fold a duplicate (given by customer number, email or phone) into this customer."""
+    """Fold a duplicate (given by customer number, email or phone) into this customer (supervisors)."""
     target = customers_service.get_customer(session, customer_id)
     try:
         with session.begin_nested():  # a refused merge leaves nothing half done
@@ -46,6 +48,6 @@ def customer_merge(
             customers_service.merge_customers(session, target=target, other=duplicate, actor=user)
     except CapeError as exc:
         session.expire_all()
-        context = _customer_context(session, customer_id) | {"merge_error": exc.message, "merge_value": other}
+        context = _customer_context(session, customer_id, user) | {"merge_error": exc.message, "merge_value": other}
         return render(request, "customer.html", context, user=user, status_code=exc.status_code)
     return RedirectResponse(f"/customers/{customer_id}", status_code=303)

@@ -11,9 +11,10 @@ from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from cape.audit.service import change_event, record_audit
 from cape.channels.base import InboundAttachment, InboundMessage, Sender
 from cape.channels.email.parse import ParsedEmail, parse_email
 from cape.config import Settings
@@ -21,10 +22,10 @@ from cape.conversations.service import IngestResult, ingest
 from cape.kit.crypto import decrypt_secrets, encrypt_secrets, sign
 from cape.kit.errors import Conflict, InvalidInput, NotFound
 from cape.kit.tls import client_context
+from cape.kit.unique import flush_or_conflict
 from cape.models import (
     Activity,
     Attachment,
-    AuditEntry,
     Channel,
     ChannelKind,
     DeliveryStatus,
@@ -148,8 +149,13 @@ def create_email_channel(
     name: str | None = None,
     imap: ImapConfig | None = None,
     smtp: SmtpConfig | None = None,
+    actor: User | None = None,
+    reason: str | None = None,
 ) -> Channel:
-    """A new email channel; credentials are encrypted with the app secret, never stored in clear."""
+    """A new email channel; credentials are encrypted with the app secret, never stored in clear.
+
+    Audited (``actor`` None: the command line or Cape itself), without the credentials.
+    """
     address = normalize_address(address)
     if session.scalar(select(Channel.id).where(Channel.key == channel_key(address))) is not None:
         raise Conflict(f"an email channel for {address} already exists")
@@ -170,15 +176,61 @@ def create_email_channel(
         secrets_encrypted=encrypt_secrets(app_secret, secrets) if secrets else None,
     )
     session.add(channel)
-    session.flush()
+    flush_or_conflict(session, f"an email channel for {address} already exists")
+    record_audit(session, actor=actor, event="channel.created", subject_type="channel", subject_id=channel.id,
+                 reason=reason, after=channel_snapshot(channel, credentials=sorted(secrets)))  # fmt: skip
     return channel
 
 
-def list_email_channels(session: Session, *, polled_only: bool = False) -> list[Channel]:
-    channels = session.scalars(
-        select(Channel).where(Channel.kind == ChannelKind.email, Channel.is_active.is_(True)).order_by(Channel.id)
-    ).all()
-    return [c for c in channels if not polled_only or "imap" in c.settings]
+def update_email_channel(
+    session: Session, *, channel: Channel, actor: User | None, name: str | None = None, is_active: bool | None = None
+) -> Channel:
+    """Rename a channel, or stop (and resume) taking mail in through it. Audited.
+
+    A deactivated mailbox is no longer polled and its address no longer takes mail from the
+    SMTP listener; its conversations stay, and replies in them still go out.
+    """
+    before = channel_snapshot(channel)
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise InvalidInput("name", "1 to 200 characters")
+        channel.name = name
+    if is_active is not None:
+        channel.is_active = is_active
+    session.flush()
+    after = channel_snapshot(channel)
+    if after != before:
+        record_audit(session, actor=actor, event=change_event("channel", before, after), subject_type="channel",
+                     subject_id=channel.id, before=before, after=after)  # fmt: skip
+    return channel
+
+
+def channel_snapshot(channel: Channel, *, credentials: list[str] | None = None) -> dict:
+    """What the audit log keeps of a channel: its settings, never its credentials (only which are set)."""
+    snapshot = {
+        "key": channel.key, "kind": channel.kind.value, "name": channel.name, "address": channel.address,
+        "is_active": channel.is_active, "settings": channel.settings,
+    }  # fmt: skip
+    if credentials is not None:
+        snapshot["credentials"] = credentials
+    return snapshot
+
+
+def get_email_channel(session: Session, channel_id: int) -> Channel:
+    channel = session.get(Channel, channel_id)
+    if channel is None or channel.kind is not ChannelKind.email:
+        raise NotFound(f"email channel {channel_id} not found")
+    return channel
+
+
+def list_email_channels(
+    session: Session, *, polled_only: bool = False, include_inactive: bool = False
+) -> list[Channel]:
+    query = select(Channel).where(Channel.kind == ChannelKind.email).order_by(Channel.id)
+    if not include_inactive:
+        query = query.where(Channel.is_active.is_(True))
+    return [c for c in session.scalars(query) if not polled_only or "imap" in c.settings]
 
 
 def default_outbound_channel(session: Session) -> Channel | None:
@@ -188,7 +240,9 @@ def default_outbound_channel(session: Session) -> Channel | None:
     )
 
 
-def set_default_outbound(session: Session, *, address: str, actor: User | None = None) -> Channel:
+def set_default_outbound(
+    session: Session, *, address: str, actor: User | None = None, reason: str | None = None
+) -> Channel:
     """Make the email channel for ``address`` the default outbound mailbox (the previous one stops being it)."""
     address = normalize_address(address)
     channel = session.scalar(select(Channel).where(Channel.key == channel_key(address), Channel.is_active.is_(True)))
@@ -201,18 +255,13 @@ def set_default_outbound(session: Session, *, address: str, actor: User | None =
         previous.is_default_outbound = False
         session.flush()  # the partial unique index allows one default at a time
     channel.is_default_outbound = True
-    try:
-        session.flush()
-    except IntegrityError as exc:  # another admin set a default at the same moment
-        raise Conflict("the default outbound mailbox was changed at the same time; try again") from exc
-    session.add(
-        AuditEntry(
-            actor_user_id=actor.id if actor else None, event="channel.default_outbound_set",
-            before={"channel_id": previous.id, "address": previous.address} if previous else None,
-            after={"channel_id": channel.id, "address": channel.address},
-        )
+    # Two admins choosing at once: the partial unique index lets one default win.
+    flush_or_conflict(session, "the default outbound mailbox was changed at the same time; try again")
+    record_audit(
+        session, actor=actor, event="channel.default_outbound_set", subject_type="channel", subject_id=channel.id,
+        reason=reason, before={"channel_id": previous.id, "address": previous.address} if previous else None,
+        after={"channel_id": channel.id, "address": channel.address},
     )  # fmt: skip
-    session.flush()
     return channel
 
 

@@ -9,10 +9,11 @@ from urllib.parse import urlparse
 
 from sqlalchemy.orm import Session
 
+from cape.audit.service import record_audit
 from cape.channels.base import builtin_channel
 from cape.kit.crypto import decrypt_secrets, encrypt_secrets
 from cape.kit.errors import InvalidInput
-from cape.models import AuditEntry, Channel, ChannelKind, Conversation, Customer, Message, User
+from cape.models import Channel, ChannelKind, Conversation, Customer, Message, User
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,13 @@ def reply_webhook(channel: Channel, app_secret: str) -> ReplyWebhook | None:
 
 
 def set_reply_webhook(
-    session: Session, *, url: str | None, app_secret: str, secret: str | None = None, actor: User | None = None
+    session: Session,
+    *,
+    url: str | None,
+    app_secret: str,
+    secret: str | None = None,
+    actor: User | None = None,
+    reason: str | None = None,
 ) -> str | None:
     """Register (or, with no url, remove) the webhook for replies in API conversations.
 
@@ -56,11 +63,9 @@ def set_reply_webhook(
         secret = secret or secrets.token_urlsafe(32)
         channel.settings = {**(channel.settings or {}), "reply_webhook_url": url}
         channel.secrets_encrypted = encrypt_secrets(app_secret, {"reply_webhook_secret": secret})
-    session.add(
-        AuditEntry(
-            actor_user_id=actor.id if actor else None, event="channel.reply_webhook_set",
-            before=before, after={"reply_webhook_url": url or None},
-        )
+    record_audit(
+        session, actor=actor, event="channel.reply_webhook_set", subject_type="channel", subject_id=channel.id,
+        reason=reason, before=before, after={"reply_webhook_url": url or None},
     )  # fmt: skip
     session.flush()
     return secret

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from cape import jobs
+from cape import channels, jobs
 from cape.app import create_app
 from cape.channels.email.imap import poll_mailboxes
 from cape.channels.email.send import MAX_ATTEMPTS
@@ -210,6 +210,7 @@ def test_the_default_relay_takes_its_ca_file_from_settings(
                  "smtp_relay_password": SecretStr(sink.password), "smtp_relay_ca_file": str(ca.ca_file)}  # fmt: skip
         relay_settings = settings.model_copy(update=relay)
         jobs.configure(session_factory, relay_settings)
+        channels.setup(relay_settings)  # as the app and worker do when they start with these settings
         conversation_id = customer_message(None)
         message = _reply(db, client, alice_agent, conversation_id)
         assert message.delivery_status is DeliveryStatus.sent, message.delivery_error
