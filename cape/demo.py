@@ -916,7 +916,7 @@ def _missing_stories(session: Session, *, mailbox: Channel, web: Channel) -> lis
 
 
 def _moments(story: Story, *, now: datetime) -> list[datetime]:
-    """When each step happens: in order, a minute at least apart, never in the future."""
+    """When each step happens: in the order written, never in the future."""
     today = now.astimezone(SHOP_TIME).date()
     moments: list[datetime] = []
     for step in story.steps:
@@ -938,7 +938,6 @@ class _Conversation:
     """What a story remembers between its steps."""
 
     id: int
-    customer_id: int
     references: list[str]  # Message-IDs of the thread, oldest first, for the customer's next mail
     last_inbound_id: int
     last_inbound_text: str
@@ -1015,9 +1014,7 @@ class _Playback:
         self.session.get_one(Customer, result.customer_id).language = customer.language
         self.session.get_one(Conversation, result.conversation_id).language = customer.language
         self._add_orders(result.customer_id, customer)
-        self.conversations[story.key] = _Conversation(
-            result.conversation_id, result.customer_id, references, result.message_id, step.body
-        )
+        self.conversations[story.key] = _Conversation(result.conversation_id, references, result.message_id, step.body)
 
     def _write_again(self, story: Story, step: Write) -> None:
         """The customer answers our last mail: by email, threaded by its References, as a mail client does."""
