@@ -87,7 +87,7 @@ def demo(
     settings = _settings(data_dir=data_dir, database_url=database_url, host=host, port=port, smtp_port=smtp_port)
     _migrate(settings)
     with unit_of_work(_session_factory(settings)) as session:
-        seed_demo(session)
+        seed_demo(session, settings=settings)
     url = settings.base_url or f"http://{settings.host}:{settings.port}"
     typer.echo(f"\nCape is ready at {url}\n\nSign in with:")
     for user in DEMO_USERS:
