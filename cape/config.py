@@ -8,8 +8,9 @@ import time
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SUPPORTED_LANGUAGES = ("en", "fr", "da")
@@ -34,6 +35,8 @@ class Settings(BaseSettings):
     # letters, digits and "_": Huey drops any other character, so "a-b" would be the queue "ab".
     jobs_queue: str = Field(default="cape", pattern=r"^[A-Za-z0-9_]{1,100}$")
     default_language: str = "en"
+    # The time zone pages show times in before the browser shows them in the viewer's own.
+    time_zone: str = "UTC"
     session_max_age_s: int = 14 * 24 * 3600
     cookie_secure: bool = False
     # Proxies whose X-Forwarded-For gives the client's address (rate limits count by it): a
@@ -102,6 +105,15 @@ class Settings(BaseSettings):
         with os.fdopen(fd, "w") as handle:
             handle.write(key)
         return key
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Paris)") from exc
+        return value
 
     @property
     def is_sqlite(self) -> bool:
