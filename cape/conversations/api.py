@@ -52,7 +52,7 @@ async def post_inbound(body: InboundIn, request: Request, credentials: Unchecked
         return InboundMessage(
             channel=builtin_channel(session, kind), sender=sender, subject=body.subject, body_text=body.body,
             external_id=body.external_id, conversation_id=body.conversation_id, raw=raw,
-            raw_content_type="application/json", meta={"submitted_by_user_id": user_id},
+            raw_content_type="application/json", meta={"submitted_by_user_id": user_id}, language=body.language,
         )  # fmt: skip
 
     try:

@@ -24,6 +24,9 @@ class InboundIn(BaseModel):
     subject: Text | None = Field(default=None, max_length=998)
     body: Text = Field(min_length=1, max_length=200_000)
     conversation_id: DbId | None = None
+    language: Literal["en", "fr", "da"] | None = Field(
+        default=None, description="The language the customer wrote in, when the integration knows it."
+    )
 
 
 class InboundOut(BaseModel):

@@ -55,8 +55,10 @@ _EXISTING_MESSAGE = """SELECT id, conversation_id, customer_id FROM messages
     WHERE channel_id = :channel_id AND external_id = :external_id"""
 _INSERT_CONVERSATION = """INSERT INTO conversations
     (customer_id, channel_id, subject, status, priority, created_at, last_activity_at, waiting_since,
-     linked_conversation_id)
-    VALUES (:customer_id, :channel_id, :subject, :status, :priority, :now, :now, :now, :linked_id) RETURNING id"""
+     linked_conversation_id, language)
+    VALUES (:customer_id, :channel_id, :subject, :status, :priority, :now, :now, :now, :linked_id, :language)
+    RETURNING id"""
+_CUSTOMER_LANGUAGE = "UPDATE customers SET language = :language WHERE id = :customer_id AND language IS NULL"
 _CONVERSATION_COLUMNS = "conversations.id, conversations.customer_id, conversations.status"
 _CONVERSATION_BY_ID = f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = :conversation_id"  # noqa: S608 - constant columns
 _TOUCH_CONVERSATION = """UPDATE conversations
@@ -207,6 +209,8 @@ def _file_inbound(session: Session, *, inbound: InboundMessage, raw_id: int) -> 
             return IngestResult(customer_id, conversation_id, message_id, False, raw_id)
 
     customer_id = resolve_customer_id(session, sender=inbound.sender)
+    if inbound.language:
+        raw.execute(_CUSTOMER_LANGUAGE, {"language": inbound.language, "customer_id": customer_id})
     at = utcnow()
     now = raw.datetime(at)
     subject = _storable(inbound.subject or "").strip()[:998] or None
@@ -217,7 +221,7 @@ def _file_inbound(session: Session, *, inbound: InboundMessage, raw_id: int) -> 
             {
                 "customer_id": customer_id, "channel_id": channel.id, "subject": subject,
                 "status": ConversationStatus.open.value, "priority": Priority.normal.value, "now": now,
-                "linked_id": linked_id,
+                "linked_id": linked_id, "language": inbound.language,
             },
         )  # fmt: skip
         _log(raw, customer_id, conversation_id, "conversation_opened", now, channel=channel.kind.value,
