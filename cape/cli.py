@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cape.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 app = typer.Typer(help="Cape: customer service, one relationship per customer.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -34,6 +39,22 @@ def _session_factory(settings: Settings):
     from cape.db import create_db_engine, create_session_factory
 
     return create_session_factory(create_db_engine(settings))
+
+
+@contextmanager
+def _work(settings: Settings, *, migrate: bool = True) -> Iterator[Session]:
+    """One unit of work for a command; a refusal (NotFound, InvalidInput...) is printed, exit status 1."""
+    from cape.db import unit_of_work
+    from cape.kit.errors import CapeError
+
+    if migrate:
+        _migrate(settings)
+    try:
+        with unit_of_work(_session_factory(settings)) as session:
+            yield session
+    except CapeError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
 
 
 def _migrate(settings: Settings) -> None:
@@ -195,17 +216,9 @@ def token_create(
 ) -> None:
     """Print a new API token for a user (shown once; store it safely)."""
     from cape.auth.service import create_api_token, get_user_by_email
-    from cape.db import unit_of_work
-    from cape.kit.errors import NotFound
 
-    settings = _settings(data_dir=data_dir, database_url=database_url)
-    _migrate(settings)
-    try:
-        with unit_of_work(_session_factory(settings)) as session:
-            _, plain = create_api_token(session, user=get_user_by_email(session, email), name=name)
-    except NotFound as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
+    with _work(_settings(data_dir=data_dir, database_url=database_url)) as session:
+        _, plain = create_api_token(session, user=get_user_by_email(session, email), name=name)
     typer.echo(plain)
 
 
@@ -217,16 +230,9 @@ def token_revoke(
 ) -> None:
     """Revoke all API tokens of a user (for a lost laptop or a leaked token)."""
     from cape.auth.service import get_user_by_email, revoke_api_tokens
-    from cape.db import unit_of_work
-    from cape.kit.errors import NotFound
 
-    settings = _settings(data_dir=data_dir, database_url=database_url)
-    try:
-        with unit_of_work(_session_factory(settings)) as session:
-            count = revoke_api_tokens(session, user=get_user_by_email(session, email))
-    except NotFound as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
+    with _work(_settings(data_dir=data_dir, database_url=database_url), migrate=False) as session:
+        count = revoke_api_tokens(session, user=get_user_by_email(session, email))
     typer.echo(f"revoked {count} token{'s' if count != 1 else ''}")
 
 
@@ -243,25 +249,17 @@ def users_create(
     """Add a user (recorded in the audit log)."""
     from cape.audit.service import command_line_reason
     from cape.auth.service import create_user
-    from cape.db import unit_of_work
-    from cape.kit.errors import CapeError
     from cape.models import Role
 
-    settings = _settings(data_dir=data_dir, database_url=database_url)
-    _migrate(settings)
     try:
         role_value = Role(role)
     except ValueError as exc:
         typer.echo("error: role must be agent, supervisor or admin", err=True)
         raise typer.Exit(2) from exc
-    try:
-        with unit_of_work(_session_factory(settings)) as session:
-            user = create_user(session, email=email, name=name, role=role_value, password=password,
-                               language=language, reason=command_line_reason("users create"))  # fmt: skip
-            typer.echo(f"created {user.role.value} {user.email} (id {user.id})")
-    except CapeError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
+    with _work(_settings(data_dir=data_dir, database_url=database_url)) as session:
+        user = create_user(session, email=email, name=name, role=role_value, password=password,
+                           language=language, reason=command_line_reason("users create"))  # fmt: skip
+        typer.echo(f"created {user.role.value} {user.email} (id {user.id})")
 
 
 @channels_app.command("add-email")
@@ -306,11 +304,8 @@ def channels_add_email(
     """Add an email channel: mail for the address is taken by the SMTP listener, or polled by IMAP."""
     from cape.audit.service import command_line_reason
     from cape.channels.email.service import ImapConfig, SmtpConfig, create_email_channel, transport_warnings
-    from cape.db import unit_of_work
-    from cape.kit.errors import CapeError
 
     settings = _settings(data_dir=data_dir, database_url=database_url)
-    _migrate(settings)
     imap = None
     if imap_host:
         if not imap_user or imap_password is None:
@@ -329,30 +324,23 @@ def channels_add_email(
         smtp = SmtpConfig(host=smtp_host, port=smtp_port, user=smtp_user, password=smtp_password,
                           starttls=smtp_starttls, ssl=smtp_ssl, ca_file=smtp_ca_file,
                           verify_tls=not no_tls_verify)  # fmt: skip
-    try:
-        with unit_of_work(_session_factory(settings)) as session:
-            channel = create_email_channel(session, address=address, name=name, imap=imap, smtp=smtp,
-                                           app_secret=settings.resolved_secret_key,
-                                           reason=command_line_reason("channels add-email"))  # fmt: skip
-            how = f"polling {imap_host}" if imap else "receiving through the SMTP listener"
-            typer.echo(f"created email channel {channel.address} (id {channel.id}), {how}")
-            for warning in transport_warnings(channel, settings=settings):
-                problem = "unencrypted" if warning.unencrypted else "certificate not verified"
-                typer.echo(f"warning: {warning.protocol} {warning.host}:{warning.port}: {problem}", err=True)
-    except CapeError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
+    with _work(settings) as session:
+        channel = create_email_channel(session, address=address, name=name, imap=imap, smtp=smtp,
+                                       app_secret=settings.resolved_secret_key,
+                                       reason=command_line_reason("channels add-email"))  # fmt: skip
+        how = f"polling {imap_host}" if imap else "receiving through the SMTP listener"
+        typer.echo(f"created email channel {channel.address} (id {channel.id}), {how}")
+        for warning in transport_warnings(channel, settings=settings):
+            problem = "unencrypted" if warning.unencrypted else "certificate not verified"
+            typer.echo(f"warning: {warning.protocol} {warning.host}:{warning.port}: {problem}", err=True)
 
 
 @channels_app.command("list")
 def channels_list(data_dir: DataDirOpt = None, database_url: DatabaseOpt = None) -> None:
     """List the email channels."""
     from cape.channels.email.service import list_email_channels, stored_servers
-    from cape.db import unit_of_work
 
-    settings = _settings(data_dir=data_dir, database_url=database_url)
-    _migrate(settings)
-    with unit_of_work(_session_factory(settings)) as session:
+    with _work(_settings(data_dir=data_dir, database_url=database_url)) as session:
         for channel in list_email_channels(session):
             imap, smtp = stored_servers(channel)
             inbound = f"imap {imap.host}:{imap.port} {_protection(imap)}" if imap else "smtp listener"
@@ -370,20 +358,11 @@ def channels_set_default_outbound(
     """Answer conversations that came in without a mailbox (contact form, API) from this email channel."""
     from cape.audit.service import command_line_reason
     from cape.channels.email.service import set_default_outbound
-    from cape.db import unit_of_work
-    from cape.kit.errors import CapeError
 
-    settings = _settings(data_dir=data_dir, database_url=database_url)
-    _migrate(settings)
-    try:
-        with unit_of_work(_session_factory(settings)) as session:
-            channel = set_default_outbound(
-                session, address=address, reason=command_line_reason("channels set-default-outbound")
-            )
-            typer.echo(f"default outbound mailbox: {channel.address} (id {channel.id})")
-    except CapeError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
+    with _work(_settings(data_dir=data_dir, database_url=database_url)) as session:
+        reason = command_line_reason("channels set-default-outbound")
+        channel = set_default_outbound(session, address=address, reason=reason)
+        typer.echo(f"default outbound mailbox: {channel.address} (id {channel.id})")
 
 
 @channels_app.command("set-reply-webhook")
@@ -397,23 +376,16 @@ def channels_set_reply_webhook(
     """Register the integration's webhook for agents' replies in API conversations (docs/channels.md)."""
     from cape.audit.service import command_line_reason
     from cape.channels.integrations.service import set_reply_webhook
-    from cape.db import unit_of_work
-    from cape.kit.errors import CapeError
 
     if remove == bool(url):
         typer.echo("error: give --url, or --remove", err=True)
         raise typer.Exit(2)
     settings = _settings(data_dir=data_dir, database_url=database_url)
-    _migrate(settings)
-    try:
-        with unit_of_work(_session_factory(settings)) as session:
-            signing = set_reply_webhook(
-                session, url=url, secret=secret, app_secret=settings.resolved_secret_key,
-                reason=command_line_reason("channels set-reply-webhook"),
-            )  # fmt: skip
-    except CapeError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
+    with _work(settings) as session:
+        signing = set_reply_webhook(
+            session, url=url, secret=secret, app_secret=settings.resolved_secret_key,
+            reason=command_line_reason("channels set-reply-webhook"),
+        )  # fmt: skip
     typer.echo("reply webhook removed" if remove else f"reply webhook: {url}\nsigning secret: {signing}")
 
 
