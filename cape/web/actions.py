@@ -80,10 +80,10 @@ def reverse_action(request: Request, action_id: IdPath, session: DbSession, user
 
 
 def _approvals_context(session) -> dict:
-    recent = [a for a in service.list_actions(session, limit=30) if a.decided_by_id is not None]
+    decided = [a for a in service.list_actions(session, limit=30) if a.decided_at is not None]
     return {
         "pending": service.list_actions(session, status=ActionStatus.pending_approval, limit=200),
-        "recent": recent[:15],
+        "recent": sorted(decided, key=lambda a: a.decided_at, reverse=True)[:15],
     }
 
 

@@ -86,4 +86,4 @@ def test_above_authority_a_supervisor_approves(page, browser, live_server, shop)
     assert approved["status"] == "executed" and approved["decided_by"]["name"] == "Sam Supervisor"
 
     page.reload()  # the agent sees it done in the conversation's history
-    expect(page.locator(".activity")).to_contain_text("Sam Supervisor: approved")
+    expect(page.locator(".activity")).to_contain_text("Sam Supervisor approved a goodwill gesture of $750.00")
