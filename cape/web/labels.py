@@ -25,6 +25,48 @@ LABELS: dict[str, dict[str, str]] = {
         "no_webhook": N_("The integration has not registered a webhook for replies."),
         "no_sender": N_("No channel can carry replies in this conversation."),
     },
+    # Resolution actions (cape.models.ActionType, ActionStatus, FulfilmentStatus; reasons from
+    # cape.actions.service.REASONS). "reversed" is shown for an executed action that was undone.
+    "action_type": {
+        "refund": N_("Refund"),
+        "return": N_("Return"),
+        "store_credit": N_("Store credit"),
+        "discount_code": N_("Discount code"),
+        "reship": N_("Re-ship"),
+        "service": N_("Free service"),
+        "goodwill": N_("Goodwill gesture"),
+    },
+    "reason": {
+        "damaged": N_("Damaged"),
+        "late_delivery": N_("Late delivery"),
+        "lost_in_transit": N_("Lost in transit"),
+        "wrong_item": N_("Wrong item"),
+        "not_as_described": N_("Not as described"),
+        "defective": N_("Defective"),
+        "service_failure": N_("Service failure"),
+        "changed_mind": N_("Changed their mind"),
+        "loyalty": N_("Loyalty"),
+        "other": N_("Other"),
+    },
+    "action_status": {
+        "pending_approval": N_("Waiting for approval"),
+        "executed": N_("Done"),
+        "declined": N_("Declined"),
+        "failed": N_("Failed"),
+        "reversed": N_("Reversed"),
+    },
+    "fulfilment_status": {
+        "queued": N_("Waiting for the store"),
+        "done": N_("Confirmed by the store"),
+        "failed": N_("Refused by the store"),
+    },
+    # Why a request is over authority (cape.actions.policy.OVER_*).
+    "over_authority": {
+        "currency": N_("another currency"),
+        "per_action": N_("per-action limit"),
+        "per_customer_30d": N_("customer's 30-day limit"),
+        "daily_budget": N_("daily budget"),
+    },
 }
 
 
