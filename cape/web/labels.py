@@ -81,6 +81,7 @@ LABELS: dict[str, dict[str, str | Term]] = {
         "executed": N_("Done"),
         "declined": N_("Declined"),
         "failed": N_("Failed"),
+        "reversed": N_("Reversed"),
     },
     # How far the store (or the ledger) has carried out an executed action.
     "fulfilment_status": {

@@ -104,21 +104,19 @@ def test_a_label_is_translated_an_unknown_code_reads_as_itself_and_languages_hav
 
 
 class _VisibleText(HTMLParser):
-    """The text a person reads: no tags, no attributes, no scripts, nor the elements left out."""
+    """The text a person reads: no tags, no attributes, no scripts."""
 
     VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
-    def __init__(self, skip_class: str):
+    def __init__(self):
         super().__init__(convert_charrefs=True)
-        self.skip_class = skip_class
         self.parts: list[str] = []
-        self.skipping = 0  # depth inside a left-out element
+        self.skipping = 0  # depth inside a script or style
 
     def handle_starttag(self, tag, attrs):
         if tag in self.VOID:
             return
-        classes = (dict(attrs).get("class") or "").split()
-        if self.skipping or tag in ("script", "style") or self.skip_class in classes:
+        if self.skipping or tag in ("script", "style"):
             self.skipping += 1
 
     def handle_endtag(self, tag):
@@ -131,9 +129,7 @@ class _VisibleText(HTMLParser):
 
 
 def visible_text(html: str) -> str:
-    # Left out: the Actions card (class "actions-card"), whose pickers and badges are labelled in a
-    # change of their own; with that in, this exclusion goes and the card is read like the rest.
-    parser = _VisibleText(skip_class="actions-card")
+    parser = _VisibleText()
     parser.feed(html)
     return " ".join(" ".join(parser.parts).split())
 
