@@ -238,6 +238,12 @@ def list_teams(session: Session) -> list[tuple[Team, list[int]]]:
     return [(team, members[team.id]) for team in teams]
 
 
+def user_teams(session: Session, *, user_id: int) -> list[Team]:
+    """The teams a user belongs to, by name."""
+    query = select(Team).join(TeamMember, TeamMember.team_id == Team.id).where(TeamMember.user_id == user_id)
+    return list(session.scalars(query.order_by(Team.name, Team.id)))
+
+
 def create_team(session: Session, *, name: str, member_ids: list[int]) -> Team:
     """A new team; the name must be new and members must be existing users."""
     name = name.strip()

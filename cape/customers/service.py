@@ -215,16 +215,5 @@ def customer_timeline(session: Session, *, customer: Customer, limit: int = 500)
     return entries[-limit:]
 
 
-def customer_conversations(session: Session, *, customer: Customer) -> list[Conversation]:
-    return list(
-        session.scalars(
-            select(Conversation)
-            .where(Conversation.customer_id == customer.id)
-            .options(selectinload(Conversation.channel), selectinload(Conversation.assignee))
-            .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
-        )
-    )
-
-
 def primary_email(customer: Customer) -> str | None:
     return next((i.value for i in customer.identities if i.kind is IdentityKind.email), None)

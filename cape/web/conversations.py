@@ -38,17 +38,31 @@ def action_card_context(session, *, customer: Customer, user: User) -> dict:
     }
 
 
+# What the page shows at first; "show earlier" brings the rest a page at a time.
+MESSAGES_PER_PAGE = 30
+HISTORY_PER_PAGE = 30
+OTHER_CONVERSATIONS = 10
+
+
 def conversation_context(session, conversation_id: int, user: User):
-    conversation = service.get_conversation(session, conversation_id)
+    conversation = service.get_conversation(session, conversation_id, with_messages=False)
     customer = customers_service.get_customer(session, conversation.customer_id)
+    messages, earlier_messages = service.conversation_messages(
+        session, conversation_id=conversation.id, limit=MESSAGES_PER_PAGE
+    )
+    activities, earlier_activities = service.conversation_activities(
+        session, conversation_id=conversation.id, limit=HISTORY_PER_PAGE
+    )
+    others, _ = service.list_conversations(session, customer_id=customer.id, limit=OTHER_CONVERSATIONS + 1)
     return {
         "conversation": conversation,
-        "attachments": email_service.attachments_by_message(session, [m.id for m in conversation.messages]),
+        "messages": messages,
+        "earlier_messages": earlier_messages,
+        "attachments": email_service.attachments_by_message(session, [m.id for m in messages]),
         "customer": customer,
-        "activities": service.conversation_activities(session, conversation=conversation),
-        "other_conversations": [
-            c for c in customers_service.customer_conversations(session, customer=customer) if c.id != conversation.id
-        ][:10],
+        "activities": activities,
+        "earlier_activities": earlier_activities,
+        "other_conversations": [c for c in others if c.id != conversation.id][:OTHER_CONVERSATIONS],
         "users": [u for u in auth_service.list_users(session) if u.is_active],
         "statuses": [s.value for s in ConversationStatus],
         "priorities": [p.value for p in Priority],
@@ -59,6 +73,32 @@ def conversation_context(session, conversation_id: int, user: User):
 @router.get("/conversations/{conversation_id}")
 def conversation_page(request: Request, conversation_id: IdPath, session: DbSession, user: CurrentUser):
     return render(request, "conversation.html", conversation_context(session, conversation_id, user), user=user)
+
+
+@router.get("/conversations/{conversation_id}/messages")
+def earlier_messages(request: Request, conversation_id: IdPath, session: DbSession, user: CurrentUser, before: str):
+    """The page of messages before the cursor ``before``, for "show earlier"."""
+    conversation = service.get_conversation(session, conversation_id, with_messages=False)
+    messages, earlier = service.conversation_messages(
+        session, conversation_id=conversation.id, limit=MESSAGES_PER_PAGE, before=before
+    )
+    context = {
+        "conversation": conversation, "customer": conversation.customer, "messages": messages,
+        "earlier_messages": earlier,
+        "attachments": email_service.attachments_by_message(session, [m.id for m in messages]),
+    }  # fmt: skip
+    return render(request, "_messages.html", context, user=user)
+
+
+@router.get("/conversations/{conversation_id}/history")
+def earlier_history(request: Request, conversation_id: IdPath, session: DbSession, user: CurrentUser, before: str):
+    """The page of history entries before the cursor ``before``, for "show earlier"."""
+    conversation = service.get_conversation(session, conversation_id, with_messages=False)
+    activities, earlier = service.conversation_activities(
+        session, conversation_id=conversation.id, limit=HISTORY_PER_PAGE, before=before
+    )
+    context = {"conversation": conversation, "activities": activities, "earlier_activities": earlier}
+    return render(request, "_history.html", context, user=user)
 
 
 @router.post("/conversations/{conversation_id}/reply")
