@@ -37,7 +37,7 @@ def deliver_action(action_id: int) -> None:
 @jobs.huey.periodic_task(crontab(minute="*/5"))
 def redeliver_stale_actions() -> int:
     """Send again what a crashed or restarted worker left queued (the store dedups on the key)."""
-    with jobs.job_session() as session:
+    with jobs.job_session(read_only=True) as session:
         action_ids = stale_deliveries(session, older_than=utcnow() - STALE_AFTER)
     for action_id in action_ids:
         deliver_action(action_id)

@@ -74,7 +74,7 @@ def queue_email_reply(session: Session, message: Message) -> None:
 @jobs.huey.periodic_task(crontab(minute="*/10"))
 def resend_stalled_email_task() -> None:
     """Give replies whose send job was lost (a worker killed mid-send) one last attempt."""
-    with unit_of_work(jobs.session_factory()) as session:
+    with unit_of_work(jobs.session_factory(), read_only=True) as session:
         stalled = stalled_sends(session, older_than=STALLED_AFTER)
     for message_id in stalled:
         log.warning("resending a stalled email reply", extra={"message_id": message_id})
