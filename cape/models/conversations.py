@@ -35,11 +35,20 @@ class Conversation(IdMixin, CreatedMixin, Base):
     # customer's conversations, newest activity first, each read from an index in that order.
     # Ingest moves last_activity_at of every conversation it touches, so the views' indexes are
     # partial: a new, unassigned conversation without a team updates only the ones it appears in.
+    # (PostgreSQL orders by the next column only after an equality, not after IS NULL: the
+    # unassigned views have indexes of their own.)
     __table_args__ = (
         Index(None, "last_activity_at", "id"),
         Index(None, "status", "last_activity_at", "id"),
-        Index(None, "assignee_id", "last_activity_at", "id"),
         Index(None, "customer_id", "last_activity_at", "id"),
+        Index(
+            "ix_conversations_assigned", "assignee_id", "last_activity_at", "id",
+            sqlite_where=text("assignee_id IS NOT NULL"), postgresql_where=text("assignee_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_conversations_unassigned", "last_activity_at", "id",
+            sqlite_where=text("assignee_id IS NULL"), postgresql_where=text("assignee_id IS NULL"),
+        ),
         Index(
             "ix_conversations_assigned_status", "assignee_id", "status", "last_activity_at", "id",
             sqlite_where=text("assignee_id IS NOT NULL"), postgresql_where=text("assignee_id IS NOT NULL"),
