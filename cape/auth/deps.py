@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,8 +14,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cape.auth.service import note_token_use, token_caller, user_id_for_web_session
 from cape.db import is_read_only, mark_read_only, unit_of_work
-from cape.kit.errors import Forbidden, NotAuthenticated
+from cape.kit.errors import DatabaseBusy, Forbidden, NotAuthenticated
 from cape.models import Role, User
+
+log = logging.getLogger(__name__)
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CSRF_HEADER = "X-CSRF-Token"
@@ -110,8 +113,11 @@ def _authenticate(
 
 
 def _note_token_use(session_factory: sessionmaker[Session], token_id: int) -> None:
-    with unit_of_work(session_factory) as session:
-        note_token_use(session, token_id=token_id)
+    try:
+        with unit_of_work(session_factory) as session:
+            note_token_use(session, token_id=token_id)
+    except DatabaseBusy:  # a later request notes it; the time of last use is a hint, not a record
+        log.warning("the API token's last use could not be noted: the database stayed busy")
 
 
 @dataclass(frozen=True)
