@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from cape import events
 from cape.channels.base import InboundMessage
@@ -318,10 +318,11 @@ def _record(
 
 
 def _inbox_options():
+    # Joined in the same statement (each is one row): a statement of its own costs more Python.
     return (
-        selectinload(Conversation.customer),
-        selectinload(Conversation.channel),
-        selectinload(Conversation.assignee),
+        joinedload(Conversation.customer, innerjoin=True),
+        joinedload(Conversation.channel, innerjoin=True),
+        joinedload(Conversation.assignee),
         selectinload(Conversation.tags),
     )
 
@@ -359,12 +360,24 @@ def list_conversations(
     return page.rows, page.next_cursor
 
 
+def recent_conversations(session: Session, *, customer_id: int, limit: int) -> list:
+    """(id, subject, status) of a customer's latest conversations, newest activity first: for a
+    list of links, without loading the conversations themselves."""
+    query = (
+        select(Conversation.id, Conversation.subject, Conversation.status)
+        .where(Conversation.customer_id == customer_id)
+        .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+        .limit(limit)
+    )
+    return list(session.execute(query))
+
+
 def get_conversation(session: Session, conversation_id: int, *, with_messages: bool = True) -> Conversation:
     """A conversation with its customer, channel, assignee, tags and (optionally) every message."""
     options = list(_inbox_options())
     if with_messages:
         messages = selectinload(Conversation.messages)
-        options += [messages.selectinload(Message.author_user), messages.selectinload(Message.channel)]
+        options += [messages.joinedload(Message.author_user), messages.joinedload(Message.channel, innerjoin=True)]
     conversation = session.scalar(select(Conversation).where(Conversation.id == conversation_id).options(*options))
     if conversation is None:
         raise NotFound(f"conversation {conversation_id} not found")
@@ -379,7 +392,7 @@ def conversation_messages(
     query = (
         select(Message)
         .where(Message.conversation_id == conversation_id)
-        .options(selectinload(Message.author_user), selectinload(Message.channel))
+        .options(joinedload(Message.author_user), joinedload(Message.channel, innerjoin=True))
     )
     page = newest_first(session, query, at=Message.created_at, row_id=Message.id, limit=limit, cursor=before)
     return page.rows[::-1], page.next_cursor
@@ -389,7 +402,7 @@ def conversation_activities(
     session: Session, *, conversation_id: int, limit: int, before: str | None = None
 ) -> tuple[list[Activity], str | None]:
     """The latest ``limit`` history entries of a conversation, as ``conversation_messages``."""
-    query = select(Activity).where(Activity.conversation_id == conversation_id).options(selectinload(Activity.actor))
+    query = select(Activity).where(Activity.conversation_id == conversation_id).options(joinedload(Activity.actor))
     page = newest_first(session, query, at=Activity.created_at, row_id=Activity.id, limit=limit, cursor=before)
     return page.rows[::-1], page.next_cursor
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import phonenumbers
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from cape.channels.base import Sender
 from cape.kit.clock import utcnow
@@ -198,14 +198,14 @@ def customer_timeline(session: Session, *, customer: Customer, limit: int = 500)
     messages = session.scalars(
         select(Message)
         .where(Message.customer_id == customer.id)
-        .options(selectinload(Message.channel), selectinload(Message.author_user))
+        .options(joinedload(Message.channel, innerjoin=True), joinedload(Message.author_user))
         .order_by(Message.created_at.desc(), Message.id.desc())
         .limit(limit)
     ).all()
     activities = session.scalars(
         select(Activity)
         .where(Activity.customer_id == customer.id)
-        .options(selectinload(Activity.actor))
+        .options(joinedload(Activity.actor))
         .order_by(Activity.created_at.desc(), Activity.id.desc())
         .limit(limit)
     ).all()

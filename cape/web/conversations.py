@@ -53,7 +53,7 @@ def conversation_context(session, conversation_id: int, user: User):
     activities, earlier_activities = service.conversation_activities(
         session, conversation_id=conversation.id, limit=HISTORY_PER_PAGE
     )
-    others, _ = service.list_conversations(session, customer_id=customer.id, limit=OTHER_CONVERSATIONS + 1)
+    others = service.recent_conversations(session, customer_id=customer.id, limit=OTHER_CONVERSATIONS + 1)
     return {
         "conversation": conversation,
         "messages": messages,

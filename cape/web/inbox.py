@@ -15,13 +15,14 @@ router = APIRouter(include_in_schema=False)
 INBOX_VIEWS = ("mine", "unassigned", "team", "all")
 
 
-def _inbox_context(session, user, view: str, status: str, team: str | None, cursor: str | None):
+def _inbox_context(session, user, view: str, status: str, team: str | None, cursor: str | None, *, page: bool):
+    """What the inbox shows; ``page`` for the whole page (with the toolbar), else only its rows."""
     view = view if view in INBOX_VIEWS else "all"
     status_filter = ConversationStatus(status) if status in ConversationStatus.__members__ else None
-    teams = auth_service.user_teams(session, user_id=user.id)
-    team_id = None
-    if view == "team":  # a team given by number (any team), else the user's first
-        team_id = int(team) if team and team.isdigit() and len(team) <= 18 else (teams[0].id if teams else None)
+    team_id = int(team) if view == "team" and team and team.isdigit() and len(team) <= 18 else None
+    teams = auth_service.user_teams(session, user_id=user.id) if page or (view == "team" and team_id is None) else []
+    if view == "team" and team_id is None:  # the user's first team, if any
+        team_id = teams[0].id if teams else None
         view = "team" if team_id is not None else "all"
     rows, next_cursor = service.list_conversations(
         session,
@@ -49,7 +50,8 @@ def inbox(
     request: Request, session: DbSession, user: CurrentUser,
     view: str = "all", status: str = "open", team: str | None = None, cursor: str | None = None,
 ):  # fmt: skip
-    return render(request, "inbox.html", _inbox_context(session, user, view, status, team, cursor), user=user)
+    context = _inbox_context(session, user, view, status, team, cursor, page=True)
+    return render(request, "inbox.html", context, user=user)
 
 
 @router.get("/inbox/rows")
@@ -58,5 +60,5 @@ def inbox_rows(
     view: str = "all", status: str = "open", team: str | None = None, cursor: str | None = None,
 ):  # fmt: skip
     """The inbox list alone, polled by the page so new conversations appear without a reload."""
-    context = _inbox_context(session, user, view, status, team, cursor)
+    context = _inbox_context(session, user, view, status, team, cursor, page=False)
     return render(request, "_inbox_rows.html", context, user=user)
