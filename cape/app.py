@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -17,17 +18,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 import cape
-from cape import jobs
+from cape import channels, jobs
 from cape.actions import connectors
 from cape.actions.api import router as actions_router
 from cape.auth.api import router as users_router
+from cape.channels.api import router as channels_router
 from cape.channels.email.api import router as attachments_router
+from cape.channels.email.service import log_insecure_transports
 from cape.config import Settings
 from cape.conversations.api import router as conversations_router
 from cape.conversations.inbound_queue import InboundQueue
 from cape.customers.api import router as customers_router
 from cape.db import create_db_engine, create_session_factory
-from cape.kit.errors import CapeError, DatabaseBusy, InvalidInput, NotAuthenticated
+from cape.i18n.terms import N_
+from cape.insights.api import router as insights_router
+from cape.kit.errors import CapeError, Forbidden, InvalidInput, NotAuthenticated
 
 log = logging.getLogger("cape.http")
 
@@ -43,10 +48,12 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     session_factory = create_session_factory(engine)
     jobs.configure(session_factory, settings)
     connectors.configure(settings)
-    jobs.load_tasks()  # task modules also register channels' outbound senders
+    channels.setup(settings)
+    jobs.load_tasks()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        log_insecure_transports(app.state.session_factory, settings=settings)
         consumer = jobs.start_in_process_consumer() if run_jobs else None
         yield
         app.state.inbound_queue.close()
@@ -61,6 +68,8 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
         version=cape.__version__,
         description="Customer service with one relationship per customer, on every channel.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package's own assets (cape.web.api_docs), not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -76,6 +85,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
         same_site="lax",
         https_only=settings.cookie_secure,
     )
+    app.add_middleware(ApiTooLargeAsJson)
     app.add_middleware(RequestLogMiddleware)
     _install_error_handlers(app)
 
@@ -87,11 +97,15 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     app.include_router(customers_router)
     app.include_router(users_router)
     app.include_router(actions_router)
+    app.include_router(insights_router)
     app.include_router(attachments_router)
+    app.include_router(channels_router)
 
     from cape.web import install_web
+    from cape.web.api_docs import install_api_docs
 
     install_web(app)
+    install_api_docs(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")
     return app
 
@@ -101,7 +115,50 @@ def error_body(code: str, message: str, **extra) -> dict:
 
 
 def _wants_html(request: Request) -> bool:
-    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+    """A person's browser asking for a page (not the API, not an HTMX fragment, which keeps JSON)."""
+    return (
+        not request.url.path.startswith("/api/")
+        and "text/html" in request.headers.get("accept", "")
+        and "hx-request" not in request.headers
+    )
+
+
+def _error_page(request: Request, status: int, **context):
+    """A translated error page, with the navigation of whoever is signed in."""
+    from cape.web.render import render
+
+    viewer = getattr(request.state, "viewer", None)
+    titles = {
+        404: N_("Page not found"),
+        403: N_("Not allowed"),
+        405: N_("Not allowed"),
+        500: N_("Something went wrong"),
+    }
+    context = {"status": status, "title_id": titles.get(status, N_("This could not be done")), **context}
+    return render(request, "error.html", context, user=viewer, status_code=status)
+
+
+def _field_error(error: dict) -> str:
+    """One validation error as a person reads it: the field, then what it must be."""
+    field = ".".join(str(part) for part in error.get("loc", ())[1:]) or "body"
+    ctx, kind = error.get("ctx") or {}, error.get("type", "")
+    if kind == "string_too_long":
+        return f"{field}: at most {ctx.get('max_length')} characters"
+    if kind == "string_too_short":
+        return (
+            f"{field}: at least {ctx.get('min_length')} characters"
+            if ctx.get("min_length", 0) > 1
+            else f"{field}: required"
+        )
+    # A length checked after a validator is reported as "items", for text too.
+    unit = "characters" if isinstance(error.get("input"), str) else "items"
+    if kind == "too_long":
+        return f"{field}: at most {ctx.get('max_length')} {unit}"
+    if kind == "too_short":
+        return f"{field}: at least {ctx.get('min_length')} {unit}"
+    if kind == "missing":
+        return f"{field}: required"
+    return f"{field}: {error.get('msg', 'invalid')}"
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -109,8 +166,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def cape_error(request: Request, exc: CapeError):
         if isinstance(exc, NotAuthenticated) and _wants_html(request):
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        headers = {"Retry-After": str(exc.retry_after_s)} if hasattr(exc, "retry_after_s") else None
+        if _wants_html(request):
+            required = exc.required_role if isinstance(exc, Forbidden) else None
+            return _error_page(request, exc.status_code, required_role=required, detail=exc.message, code=exc.code)
         extra = {"field": exc.field} if isinstance(exc, InvalidInput) else {}
-        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, DatabaseBusy) else None
         return JSONResponse(error_body(exc.code, exc.message, **extra), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -118,20 +178,65 @@ def _install_error_handlers(app: FastAPI) -> None:
         errors = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
         ]
+        if _wants_html(request):
+            # A malformed address (/conversations/abc) is, for a person, a page that is not there.
+            in_path = any(e["loc"][:1] == ["path"] for e in errors)
+            return _error_page(request, 404 if in_path else 422)
         if any(e["type"] == "json_invalid" for e in errors):
             return JSONResponse(error_body("bad_request", "the body is not valid JSON"), status_code=400)
-        message = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in errors)
+        message = "; ".join(_field_error(e) for e in exc.errors())
         return JSONResponse(error_body("invalid_input", message, details=jsonable_encoder(errors)), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
+        if _wants_html(request) and exc.status_code in (404, 405):
+            return _error_page(request, exc.status_code)
         code = _STATUS_CODES.get(exc.status_code, "error")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+        message = "the body is larger than this endpoint takes" if exc.status_code == 413 else str(exc.detail)
+        return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
-        log.exception("unhandled error", extra={"path": request.url.path})
-        return JSONResponse(error_body("internal_error", "an unexpected error occurred"), status_code=500)
+        # A reference the person can quote, and that finds this log line.
+        reference = uuid.uuid4().hex[:12]
+        log.exception(
+            "unhandled error, reference %s", reference, extra={"path": request.url.path, "reference": reference}
+        )
+        if _wants_html(request):
+            return _error_page(request, 500, reference=reference)
+        body = error_body(
+            "internal_error", f"an unexpected error occurred (reference {reference})", reference=reference
+        )
+        return JSONResponse(body, status_code=500)
+
+
+class ApiTooLargeAsJson:
+    """The request-body limit answers 413 in plain text before any route runs; API callers get the JSON
+    error shape every other error has."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            return await self.app(scope, receive, send)
+        rewriting = False
+
+        async def send_json_413(message):
+            nonlocal rewriting
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                rewriting = True
+                return
+            if rewriting and message["type"] == "http.response.body":
+                if message.get("more_body"):
+                    return
+                response = JSONResponse(
+                    error_body("too_large", "the body is larger than this endpoint takes"), status_code=413
+                )
+                return await response(scope, receive, send)
+            await send(message)
+
+        await self.app(scope, receive, send_json_413)
 
 
 class RequestLogMiddleware:

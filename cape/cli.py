@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cape.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 app = typer.Typer(help="Cape: customer service, one relationship per customer.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -34,6 +39,22 @@ def _session_factory(settings: Settings):
     from cape.db import create_db_engine, create_session_factory
 
     return create_session_factory(create_db_engine(settings))
+
+
+@contextmanager
+def _work(settings: Settings, *, migrate: bool = True) -> Iterator[Session]:
+    """One unit of work for a command; a refusal (NotFound, InvalidInput...) is printed, exit status 1."""
+    from cape.db import unit_of_work
+    from cape.kit.errors import CapeError
+
+    if migrate:
+        _migrate(settings)
+    try:
+        with unit_of_work(_session_factory(settings)) as session:
+            yield session
+    except CapeError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
 
 
 def _migrate(settings: Settings) -> None:
@@ -87,7 +108,7 @@ def demo(
     settings = _settings(data_dir=data_dir, database_url=database_url, host=host, port=port, smtp_port=smtp_port)
     _migrate(settings)
     with unit_of_work(_session_factory(settings)) as session:
-        seed_demo(session)
+        seed_demo(session, settings=settings)
     url = settings.base_url or f"http://{settings.host}:{settings.port}"
     typer.echo(f"\nCape is ready at {url}\n\nSign in with:")
     for user in DEMO_USERS:
@@ -129,7 +150,7 @@ def _serve(settings: Settings, *, workers: int, jobs: bool) -> None:
         if jobs:  # the web workers serve requests; this supervising process runs the jobs
             from cape import jobs as job_queue
 
-            job_queue.configure(_session_factory(settings), settings)
+            _prepare_jobs(settings)
             consumer = job_queue.start_in_process_consumer()
         try:
             uvicorn.run("cape.app:create_app", factory=True, host=settings.host, port=settings.port,
@@ -144,6 +165,17 @@ def _serve(settings: Settings, *, workers: int, jobs: bool) -> None:
                 forwarded_allow_ips=settings.forwarded_allow_ips)  # fmt: skip
 
 
+def _prepare_jobs(settings: Settings) -> None:
+    """What a process that runs jobs needs, as the app does it: the database, connectors, senders, tasks."""
+    from cape import channels, jobs
+    from cape.actions import connectors
+
+    jobs.configure(_session_factory(settings), settings)
+    connectors.configure(settings)
+    channels.setup(settings)
+    jobs.load_tasks()
+
+
 def _env_overrides(settings: Settings) -> dict[str, object]:
     return {"data_dir": settings.data_dir, "database_url": settings.database_url,
             "host": settings.host, "port": settings.port}  # fmt: skip
@@ -154,19 +186,25 @@ def worker(
     data_dir: DataDirOpt = None,
     database_url: DatabaseOpt = None,
     threads: Annotated[int, typer.Option(help="Worker threads.")] = 2,
+    periodic: Annotated[
+        bool, typer.Option("--periodic/--no-periodic", help="Schedule the periodic jobs (leave on in one worker only).")
+    ] = True,
 ) -> None:
     """Run background jobs only (for deployments that split web and workers)."""
     from cape import jobs
+    from cape.channels.email.service import log_insecure_transports
     from cape.logs import configure_logging
 
     settings = _settings(data_dir=data_dir, database_url=database_url)
     configure_logging(settings.log_level, settings.log_format)
-    jobs.configure(_session_factory(settings), settings)
-    from cape.actions import connectors
-
-    connectors.configure(settings)
-    jobs.load_tasks()
-    jobs.huey.create_consumer(workers=threads, worker_type="thread").run()
+    _prepare_jobs(settings)
+    log_insecure_transports(jobs.session_factory(), settings=settings)
+    # SIGTERM, which service managers and containers send to stop a process, lets the running jobs
+    # finish (for up to a minute) instead of dropping them half-done; Ctrl-C stops at once.
+    consumer = jobs.huey.create_consumer(
+        workers=threads, worker_type="thread", periodic=periodic, graceful_signal="TERM", shutdown_timeout=60
+    )
+    consumer.run()
 
 
 @token_app.command("create")
@@ -178,17 +216,9 @@ def token_create(
 ) -> None:
     """Print a new API token for a user (shown once; store it safely)."""
     from cape.auth.service import create_api_token, get_user_by_email
-    from cape.db import unit_of_work
-    from cape.kit.errors import NotFound
 
-    settings = _settings(data_dir=data_dir, database_url=database_url)
-    _migrate(settings)
-    try:
-        with unit_of_work(_session_factory(settings)) as session:
-            _, plain = create_api_token(session, user=get_user_by_email(session, email), name=name)
-    except NotFound as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
+    with _work(_settings(data_dir=data_dir, database_url=database_url)) as session:
+        _, plain = create_api_token(session, user=get_user_by_email(session, email), name=name)
     typer.echo(plain)
 
 
@@ -200,16 +230,9 @@ def token_revoke(
 ) -> None:
     """Revoke all API tokens of a user (for a lost laptop or a leaked token)."""
     from cape.auth.service import get_user_by_email, revoke_api_tokens
-    from cape.db import unit_of_work
-    from cape.kit.errors import NotFound
 
-    settings = _settings(data_dir=data_dir, database_url=database_url)
-    try:
-        with unit_of_work(_session_factory(settings)) as session:
-            count = revoke_api_tokens(session, user=get_user_by_email(session, email))
-    except NotFound as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
+    with _work(_settings(data_dir=data_dir, database_url=database_url), migrate=False) as session:
+        count = revoke_api_tokens(session, user=get_user_by_email(session, email))
     typer.echo(f"revoked {count} token{'s' if count != 1 else ''}")
 
 
@@ -223,27 +246,20 @@ def users_create(
     data_dir: DataDirOpt = None,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Add a user."""
+    """Add a user (recorded in the audit log)."""
+    from cape.audit.service import command_line_reason
     from cape.auth.service import create_user
-    from cape.db import unit_of_work
-    from cape.kit.errors import CapeError
     from cape.models import Role
 
-    settings = _settings(data_dir=data_dir, database_url=database_url)
-    _migrate(settings)
     try:
         role_value = Role(role)
     except ValueError as exc:
         typer.echo("error: role must be agent, supervisor or admin", err=True)
         raise typer.Exit(2) from exc
-    try:
-        with unit_of_work(_session_factory(settings)) as session:
-            user = create_user(session, email=email, name=name, role=role_value,
-                               password=password, language=language)  # fmt: skip
-            typer.echo(f"created {user.role.value} {user.email} (id {user.id})")
-    except CapeError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
+    with _work(_settings(data_dir=data_dir, database_url=database_url)) as session:
+        user = create_user(session, email=email, name=name, role=role_value, password=password,
+                           language=language, reason=command_line_reason("users create"))  # fmt: skip
+        typer.echo(f"created {user.role.value} {user.email} (id {user.id})")
 
 
 @channels_app.command("add-email")
@@ -251,10 +267,20 @@ def channels_add_email(
     address: Annotated[str, typer.Option("--address", help="The address customers write to.")],
     name: Annotated[str | None, typer.Option("--name", help="Shown to agents and as the sender name.")] = None,
     imap_host: Annotated[str | None, typer.Option("--imap-host", help="Poll this IMAP server.")] = None,
-    imap_port: Annotated[int, typer.Option("--imap-port")] = 993,
+    imap_port: Annotated[
+        int | None, typer.Option("--imap-port", help="Default: 993 with implicit TLS, else 143.")
+    ] = None,
     imap_user: Annotated[str | None, typer.Option("--imap-user")] = None,
     imap_password: Annotated[str | None, typer.Option("--imap-password")] = None,
-    imap_ssl: Annotated[bool, typer.Option("--imap-ssl/--no-imap-ssl")] = True,
+    imap_ssl: Annotated[
+        bool | None, typer.Option("--imap-ssl/--no-imap-ssl", help="Implicit TLS (the default); off: plain IMAP.")
+    ] = None,
+    imap_starttls: Annotated[
+        bool, typer.Option("--imap-starttls", help="Plain IMAP upgraded by STARTTLS, which is then required.")
+    ] = False,
+    imap_ca_file: Annotated[
+        str, typer.Option("--imap-ca-file", help="Trust only this CA (PEM) for the IMAP server.")
+    ] = "",
     imap_folder: Annotated[str, typer.Option("--imap-folder")] = "INBOX",
     imap_processed_folder: Annotated[
         str, typer.Option("--imap-processed-folder", help="Move imported mail here (default: mark it seen).")
@@ -263,55 +289,109 @@ def channels_add_email(
     smtp_port: Annotated[int, typer.Option("--smtp-port")] = 587,
     smtp_user: Annotated[str, typer.Option("--smtp-user")] = "",
     smtp_password: Annotated[str, typer.Option("--smtp-password")] = "",
-    smtp_starttls: Annotated[bool, typer.Option("--smtp-starttls/--no-smtp-starttls")] = True,
+    smtp_starttls: Annotated[
+        bool, typer.Option("--smtp-starttls/--no-smtp-starttls", help="STARTTLS, required (the default).")
+    ] = True,
     smtp_ssl: Annotated[bool, typer.Option("--smtp-ssl/--no-smtp-ssl", help="Implicit TLS (port 465).")] = False,
+    smtp_ca_file: Annotated[str, typer.Option("--smtp-ca-file", help="Trust only this CA (PEM) for the relay.")] = "",
+    no_tls_verify: Annotated[
+        bool,
+        typer.Option("--no-tls-verify", help="Do not verify the servers' certificates (insecure; warned about)."),
+    ] = False,
     data_dir: DataDirOpt = None,
     database_url: DatabaseOpt = None,
 ) -> None:
     """Add an email channel: mail for the address is taken by the SMTP listener, or polled by IMAP."""
-    from cape.channels.email.service import ImapConfig, SmtpConfig, create_email_channel
-    from cape.db import unit_of_work
-    from cape.kit.errors import CapeError
+    from cape.audit.service import command_line_reason
+    from cape.channels.email.service import ImapConfig, SmtpConfig, create_email_channel, transport_warnings
 
     settings = _settings(data_dir=data_dir, database_url=database_url)
-    _migrate(settings)
     imap = None
     if imap_host:
         if not imap_user or imap_password is None:
             typer.echo("error: --imap-host needs --imap-user and --imap-password", err=True)
             raise typer.Exit(2)
-        imap = ImapConfig(host=imap_host, port=imap_port, user=imap_user, password=imap_password, ssl=imap_ssl,
-                          folder=imap_folder, processed_folder=imap_processed_folder)  # fmt: skip
+        if imap_starttls and imap_ssl:
+            typer.echo("error: --imap-starttls and --imap-ssl exclude each other", err=True)
+            raise typer.Exit(2)
+        implicit = not imap_starttls and imap_ssl is not False
+        imap = ImapConfig(host=imap_host, port=imap_port or (993 if implicit else 143), user=imap_user,
+                          password=imap_password, ssl=implicit, starttls=imap_starttls, folder=imap_folder,
+                          processed_folder=imap_processed_folder, ca_file=imap_ca_file,
+                          verify_tls=not no_tls_verify)  # fmt: skip
     smtp = None
     if smtp_host:
         smtp = SmtpConfig(host=smtp_host, port=smtp_port, user=smtp_user, password=smtp_password,
-                          starttls=smtp_starttls, ssl=smtp_ssl)  # fmt: skip
-    try:
-        with unit_of_work(_session_factory(settings)) as session:
-            channel = create_email_channel(session, address=address, name=name, imap=imap, smtp=smtp,
-                                           app_secret=settings.resolved_secret_key)  # fmt: skip
-            how = f"polling {imap_host}" if imap else "receiving through the SMTP listener"
-            typer.echo(f"created email channel {channel.address} (id {channel.id}), {how}")
-    except CapeError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
+                          starttls=smtp_starttls, ssl=smtp_ssl, ca_file=smtp_ca_file,
+                          verify_tls=not no_tls_verify)  # fmt: skip
+    with _work(settings) as session:
+        channel = create_email_channel(session, address=address, name=name, imap=imap, smtp=smtp,
+                                       app_secret=settings.resolved_secret_key,
+                                       reason=command_line_reason("channels add-email"))  # fmt: skip
+        how = f"polling {imap_host}" if imap else "receiving through the SMTP listener"
+        typer.echo(f"created email channel {channel.address} (id {channel.id}), {how}")
+        for warning in transport_warnings(channel, settings=settings):
+            problem = "unencrypted" if warning.unencrypted else "certificate not verified"
+            typer.echo(f"warning: {warning.protocol} {warning.host}:{warning.port}: {problem}", err=True)
 
 
 @channels_app.command("list")
 def channels_list(data_dir: DataDirOpt = None, database_url: DatabaseOpt = None) -> None:
     """List the email channels."""
-    from cape.channels.email.service import list_email_channels
-    from cape.db import unit_of_work
+    from cape.channels.email.service import list_email_channels, stored_servers
 
-    settings = _settings(data_dir=data_dir, database_url=database_url)
-    _migrate(settings)
-    with unit_of_work(_session_factory(settings)) as session:
+    with _work(_settings(data_dir=data_dir, database_url=database_url)) as session:
         for channel in list_email_channels(session):
-            imap = channel.settings.get("imap")
-            inbound = f"imap {imap['host']}:{imap['port']}" if imap else "smtp listener"
-            smtp = channel.settings.get("smtp")
-            outbound = f"smtp {smtp['host']}:{smtp['port']}" if smtp else "no relay"
-            typer.echo(f"{channel.id}\t{channel.address}\t{inbound}\t{outbound}")
+            imap, smtp = stored_servers(channel)
+            inbound = f"imap {imap.host}:{imap.port} {_protection(imap)}" if imap else "smtp listener"
+            outbound = f"smtp {smtp.host}:{smtp.port} {_protection(smtp)}" if smtp else "default relay"
+            default = "\tdefault outbound" if channel.is_default_outbound else ""
+            typer.echo(f"{channel.id}\t{channel.address}\t{inbound}\t{outbound}{default}")
+
+
+@channels_app.command("set-default-outbound")
+def channels_set_default_outbound(
+    address: Annotated[str, typer.Option("--address", help="An existing email channel's address.")],
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Answer conversations that came in without a mailbox (contact form, API) from this email channel."""
+    from cape.audit.service import command_line_reason
+    from cape.channels.email.service import set_default_outbound
+
+    with _work(_settings(data_dir=data_dir, database_url=database_url)) as session:
+        reason = command_line_reason("channels set-default-outbound")
+        channel = set_default_outbound(session, address=address, reason=reason)
+        typer.echo(f"default outbound mailbox: {channel.address} (id {channel.id})")
+
+
+@channels_app.command("set-reply-webhook")
+def channels_set_reply_webhook(
+    url: Annotated[str | None, typer.Option("--url", help="Where replies in API conversations are POSTed.")] = None,
+    secret: Annotated[str | None, typer.Option("--secret", help="Signing secret (default: a new one).")] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Stop sending replies to the integration.")] = False,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Register the integration's webhook for agents' replies in API conversations (docs/channels.md)."""
+    from cape.audit.service import command_line_reason
+    from cape.channels.integrations.service import set_reply_webhook
+
+    if remove == bool(url):
+        typer.echo("error: give --url, or --remove", err=True)
+        raise typer.Exit(2)
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    with _work(settings) as session:
+        signing = set_reply_webhook(
+            session, url=url, secret=secret, app_secret=settings.resolved_secret_key,
+            reason=command_line_reason("channels set-reply-webhook"),
+        )  # fmt: skip
+    typer.echo("reply webhook removed" if remove else f"reply webhook: {url}\nsigning secret: {signing}")
+
+
+def _protection(config) -> str:
+    """How a mail connection is protected, for listings: tls, starttls, none; "unverified" when so."""
+    return config.security.value + ("" if config.verify_tls or config.security.value == "none" else " unverified")
 
 
 @channels_app.command("poll-email")
@@ -323,12 +403,14 @@ def channels_poll_email(
 ) -> None:
     """Import new mail from the IMAP mailboxes now (or keep doing so with --watch)."""
     from cape.channels.email.imap import poll_mailboxes, watch_mailboxes
+    from cape.channels.email.service import log_insecure_transports
     from cape.logs import configure_logging
 
     settings = _settings(data_dir=data_dir, database_url=database_url)
     configure_logging(settings.log_level, settings.log_format)
     _migrate(settings)
     factory = _session_factory(settings)
+    log_insecure_transports(factory, settings=settings)
     if watch:
         watch_mailboxes(factory, settings, address=address)
         return

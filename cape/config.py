@@ -8,8 +8,9 @@ import time
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SUPPORTED_LANGUAGES = ("en", "fr", "da")
@@ -29,7 +30,13 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = "console"
     redis_url: str = ""
     jobs_backend: Literal["sqlite", "redis", "immediate"] = "sqlite"
+    # The job queue's name in its storage: processes that share a name share their jobs, so two
+    # installations (or two test runs) on one Redis keep apart by naming their queues apart. Only
+    # letters, digits and "_": Huey drops any other character, so "a-b" would be the queue "ab".
+    jobs_queue: str = Field(default="cape", pattern=r"^[A-Za-z0-9_]{1,100}$")
     default_language: str = "en"
+    # The time zone pages show times in before the browser shows them in the viewer's own.
+    time_zone: str = "UTC"
     session_max_age_s: int = 14 * 24 * 3600
     cookie_secure: bool = False
     # Proxies whose X-Forwarded-For gives the client's address (rate limits count by it): a
@@ -44,6 +51,9 @@ class Settings(BaseSettings):
     actions_webhook_timeout_s: float = Field(default=10.0, gt=0)
     actions_webhook_attempts: int = Field(default=5, ge=1)
     actions_webhook_backoff_s: float = Field(default=1.0, ge=0)
+    # A deferred delivery still queued this long after the action was lost with its worker (or got
+    # no clear answer): the periodic re-delivery sends it again, with the same idempotency key.
+    actions_redeliver_after_s: float = Field(default=600.0, ge=0)
     smtp_host: str = "127.0.0.1"
     # Email: attachments larger than this stay only in the stored raw message.
     email_max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=0)
@@ -53,8 +63,15 @@ class Settings(BaseSettings):
     smtp_relay_port: int = 587
     smtp_relay_user: str = ""
     smtp_relay_password: SecretStr = SecretStr("")
-    smtp_relay_starttls: bool = True
+    smtp_relay_starttls: bool = True  # required: a relay that does not offer it is not sent anything
+    smtp_relay_ssl: bool = False  # implicit TLS (port 465) instead of STARTTLS
+    # Trust only this CA for the relay (a private server); empty: the system's CAs.
+    smtp_relay_ca_file: str = ""
+    # Turning this off lets anyone in the middle read the mail; it is logged as a warning at start.
+    smtp_relay_verify_tls: bool = True
     email_poll_interval_s: int = Field(default=60, ge=5)
+    # The wait before retrying a reply after a temporary failure, doubled at each further attempt.
+    email_retry_backoff_s: float = Field(default=30.0, ge=0)
 
     @cached_property
     def resolved_database_url(self) -> str:
@@ -88,6 +105,15 @@ class Settings(BaseSettings):
         with os.fdopen(fd, "w") as handle:
             handle.write(key)
         return key
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Paris)") from exc
+        return value
 
     @property
     def is_sqlite(self) -> bool:

@@ -22,6 +22,9 @@ from tests.fixtures.factories import make_token, make_user
 
 DATABASES = ["sqlite", "postgresql"]
 
+# Fixtures shared across folders.
+pytest_plugins = ["tests.fixtures.stores"]
+
 
 def pytest_sessionstart(session):
     # Fail fast and clearly when the PostgreSQL server is not there.

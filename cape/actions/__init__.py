@@ -1,1 +1,1 @@
-"""Resolution actions within authority, approvals, audit, connectors and hero moments."""
+"""Resolution actions within authority, approvals, fulfilment through connectors, audit and review."""

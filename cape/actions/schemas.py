@@ -112,22 +112,3 @@ class ReviewOut(BaseModel):
     resolved_conversations: int
     actions_on_resolved: int
     actions_per_resolved_conversation: float
-
-
-class HeroMomentIn(BaseModel):
-    user_id: DbId
-    quote: str = Field(min_length=1, max_length=5000)
-    source: Literal["customer_message", "survey", "manual"] = "manual"
-    message_id: DbId | None = None
-
-
-class HeroMomentOut(BaseModel):
-    id: int
-    user: UserRef
-    customer: CustomerRef
-    conversation_id: int | None
-    message_id: int | None
-    source: str
-    quote: str
-    actions: list[ActionOut]
-    created_at: datetime

@@ -1,4 +1,9 @@
-"""Background jobs for actions: delivering executed actions to a deferred connector (the store)."""
+"""Background jobs for actions: delivering executed actions to a deferred connector (the store).
+
+The lifecycle (``cape.actions.service``) queues ``deliver_action`` after commit; the store's answer is
+recorded by ``cape.actions.fulfilment``, which imports neither, so imports run one way only:
+service -> tasks -> fulfilment.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,9 @@ from huey import crontab
 from cape import jobs
 from cape.actions import connectors
 from cape.actions.connectors import action_payload
-from cape.actions.service import record_fulfilment, stale_deliveries
+from cape.actions.fulfilment import record_fulfilment, stale_deliveries
 from cape.kit.clock import utcnow
 from cape.models import Action, FulfilmentStatus
-
-# A delivery still queued after this long was lost (worker stopped mid-way); it is sent again.
-STALE_AFTER = timedelta(minutes=10)
 
 
 @jobs.huey.task()
@@ -38,7 +40,10 @@ def deliver_action(action_id: int) -> None:
 def redeliver_stale_actions() -> int:
     """Send again what a crashed or restarted worker left queued (the store dedups on the key)."""
     with jobs.job_session(read_only=True) as session:
-        action_ids = stale_deliveries(session, older_than=utcnow() - STALE_AFTER)
+        # Still queued this long (CAPE_ACTIONS_REDELIVER_AFTER_S, 10 minutes by default) after it
+        # was executed: lost with a worker stopped mid-way, or the store gave no clear answer.
+        older_than = utcnow() - timedelta(seconds=jobs.runtime_settings().actions_redeliver_after_s)
+        action_ids = stale_deliveries(session, older_than=older_than)
     for action_id in action_ids:
         deliver_action(action_id)
     return len(action_ids)

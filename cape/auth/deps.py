@@ -100,13 +100,17 @@ def _authenticate(
             else:
                 note_token_use(session, token_id=caller.token_id)
         request.state.authenticated_by = "token"
-        return session.get_one(User, caller.user_id)
+        user = session.get_one(User, caller.user_id)
+        request.state.viewer = Viewer.of(user)
+        return user
     key = request.session.get(SESSION_KEY)
     if isinstance(key, str):
         user_id = user_id_for_web_session(session, key)
         if user_id is not None:
             request.state.authenticated_by = "cookie"
-            return session.get_one(User, user_id)
+            user = session.get_one(User, user_id)
+            request.state.viewer = Viewer.of(user)
+            return user
     if key is not None:
         request.session.clear()  # signed out elsewhere, or deactivated
     raise NotAuthenticated("sign in, or send an API token as 'Authorization: Bearer <token>'")
@@ -118,6 +122,21 @@ def _note_token_use(session_factory: sessionmaker[Session], token_id: int) -> No
             note_token_use(session, token_id=token_id)
     except DatabaseBusy:  # a later request notes it; the time of last use is a hint, not a record
         log.warning("the API token's last use could not be noted: the database stayed busy")
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is signed in, as pages need it even after the request's session has ended (error pages)."""
+
+    id: int
+    name: str
+    email: str
+    role: Role
+    language: str
+
+    @classmethod
+    def of(cls, user: User) -> Viewer:
+        return cls(user.id, user.name, user.email, user.role, user.language)
 
 
 @dataclass(frozen=True)
@@ -161,7 +180,7 @@ def require_role(role: Role):
 
     def dependency(user: CurrentUser) -> User:
         if not user.role.at_least(role):
-            raise Forbidden(f"this needs the {role.value} role")
+            raise Forbidden(f"this needs the {role.value} role", required_role=role.value)
         return user
 
     return Depends(dependency)

@@ -8,14 +8,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cape.audit.service import change_event, record_audit
 from cape.auth.passwords import hash_password, needs_rehash, verify_password
 from cape.config import SUPPORTED_LANGUAGES
 from cape.kit.clock import utcnow
 from cape.kit.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from cape.kit.rawsql import RawSql
+from cape.kit.unique import flush_or_conflict
 from cape.models import ApiToken, Role, Team, TeamMember, User, UserSession
 
 TOKEN_PREFIX = "cape_"  # noqa: S105 - a public prefix, not a secret
@@ -34,8 +35,10 @@ def create_user(
     role: Role,
     password: str | None = None,
     language: str = "en",
+    actor: User | None = None,
+    reason: str | None = None,
 ) -> User:
-    """Add a user; the email must be new."""
+    """Add a user; the email must be new. Audited (``actor`` None: the command line or Cape itself)."""
     email = normalize_email(email)
     if language not in SUPPORTED_LANGUAGES:
         raise InvalidInput("language", f"must be one of {', '.join(SUPPORTED_LANGUAGES)}")
@@ -51,12 +54,16 @@ def create_user(
         password_hash=hash_password(password) if password else None,
     )
     session.add(user)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError as exc:  # a concurrent request created the same email
-        raise Conflict(f"a user with email {email} already exists") from exc
+    flush_or_conflict(session, f"a user with email {email} already exists")
+    record_audit(session, actor=actor, event="user.created", subject_type="user", subject_id=user.id,
+                 reason=reason, after=user_snapshot(user))  # fmt: skip
     return user
+
+
+def user_snapshot(user: User) -> dict:
+    """What the audit log keeps of a user: never the password or its hash."""
+    return {"email": user.email, "name": user.name, "role": user.role.value, "language": user.language,
+            "is_active": user.is_active}  # fmt: skip
 
 
 def list_users(session: Session) -> list[User]:
@@ -230,8 +237,8 @@ def active_user_id(session: Session, *, token: str | None = None, session_key: s
 
 
 def list_teams(session: Session) -> list[tuple[Team, list[int]]]:
-    """Every team with its members' ids."""
-    teams = list(session.scalars(select(Team).order_by(Team.name)))
+    """Every team with its members' ids, active first."""
+    teams = list(session.scalars(select(Team).order_by(Team.is_active.desc(), Team.name)))
     members: dict[int, list[int]] = {team.id: [] for team in teams}
     for row in session.execute(select(TeamMember.team_id, TeamMember.user_id).order_by(TeamMember.user_id)):
         members[row.team_id].append(row.user_id)
@@ -239,29 +246,90 @@ def list_teams(session: Session) -> list[tuple[Team, list[int]]]:
 
 
 def user_teams(session: Session, *, user_id: int) -> list[Team]:
-    """The teams a user belongs to, by name."""
-    query = select(Team).join(TeamMember, TeamMember.team_id == Team.id).where(TeamMember.user_id == user_id)
+    """The active teams a user belongs to, by name."""
+    query = select(Team).join(TeamMember, TeamMember.team_id == Team.id)
+    query = query.where(TeamMember.user_id == user_id, Team.is_active)
     return list(session.scalars(query.order_by(Team.name, Team.id)))
 
 
-def create_team(session: Session, *, name: str, member_ids: list[int]) -> Team:
-    """A new team; the name must be new and members must be existing users."""
+def get_team(session: Session, team_id: int) -> Team:
+    team = session.get(Team, team_id)
+    if team is None:
+        raise NotFound(f"team {team_id} not found")
+    return team
+
+
+def team_member_ids(session: Session, team: Team) -> list[int]:
+    query = select(TeamMember.user_id).where(TeamMember.team_id == team.id).order_by(TeamMember.user_id)
+    return list(session.scalars(query))
+
+
+def create_team(session: Session, *, name: str, member_ids: list[int], actor: User | None = None) -> Team:
+    """A new team; the name must be new and members must be existing users. Audited."""
     name = name.strip()
+    _check_team_name_free(session, name)
+    known = _known_user_ids(session, member_ids)
+    team = Team(name=name, is_active=True)
+    session.add(team)
+    flush_or_conflict(session, f"a team named {name} already exists")
+    session.add_all(TeamMember(team_id=team.id, user_id=user_id) for user_id in known)
+    session.flush()
+    record_audit(session, actor=actor, event="team.created", subject_type="team", subject_id=team.id,
+                 after=_team_snapshot(team, known))  # fmt: skip
+    return team
+
+
+def update_team(
+    session: Session,
+    *,
+    team: Team,
+    actor: User,
+    name: str | None = None,
+    member_ids: list[int] | None = None,
+    is_active: bool | None = None,
+) -> Team:
+    """Rename a team, replace its members, deactivate or reactivate it. Audited.
+
+    A deactivated team keeps its conversations; no conversation can be given to it meanwhile.
+    """
+    members_before = team_member_ids(session, team)
+    before = _team_snapshot(team, members_before)
+    if name is not None and name.strip() != team.name:
+        if not name.strip():
+            raise InvalidInput("name", "must not be empty")
+        _check_team_name_free(session, name.strip())
+        team.name = name.strip()
+        flush_or_conflict(session, f"a team named {team.name} already exists")
+    members = members_before
+    if member_ids is not None:
+        members = _known_user_ids(session, member_ids)
+        session.execute(delete(TeamMember).where(TeamMember.team_id == team.id, TeamMember.user_id.not_in(members)))
+        session.add_all(TeamMember(team_id=team.id, user_id=m) for m in members if m not in members_before)
+        flush_or_conflict(session, "the team's members were changed meanwhile; reload and try again")
+    if is_active is not None:
+        team.is_active = is_active
+    session.flush()
+    after = _team_snapshot(team, members)
+    if after != before:
+        record_audit(session, actor=actor, event=change_event("team", before, after), subject_type="team",
+                     subject_id=team.id, before=before, after=after)  # fmt: skip
+    return team
+
+
+def _check_team_name_free(session: Session, name: str) -> None:
     if session.scalar(select(Team.id).where(Team.name == name)) is not None:
         raise Conflict(f"a team named {name} already exists")
-    known = set(session.scalars(select(User.id).where(User.id.in_(member_ids))))
-    if unknown := sorted(set(member_ids) - known):
+
+
+def _known_user_ids(session: Session, user_ids: list[int]) -> list[int]:
+    known = set(session.scalars(select(User.id).where(User.id.in_(user_ids))))
+    if unknown := sorted(set(user_ids) - known):
         raise InvalidInput("member_ids", f"no users {unknown}")
-    team = Team(name=name)
-    session.add(team)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"a team named {name} already exists") from exc
-    session.add_all(TeamMember(team_id=team.id, user_id=user_id) for user_id in sorted(known))
-    session.flush()
-    return team
+    return sorted(known)
+
+
+def _team_snapshot(team: Team, member_ids: list[int]) -> dict:
+    return {"name": team.name, "is_active": team.is_active, "member_ids": list(member_ids)}
 
 
 def update_user(
@@ -274,11 +342,12 @@ def update_user(
     language: str | None = None,
     is_active: bool | None = None,
 ) -> User:
-    """Rename, change the role or language of, deactivate or reactivate a user.
+    """Rename, change the role or language of, deactivate or reactivate a user. Audited.
 
     A deactivated user's API tokens stop working at their next request, and their browsers are
     signed out for good: reactivating them does not bring those sessions back.
     """
+    before = user_snapshot(user)
     if user.id == actor.id and (is_active is False or (role is not None and role is not actor.role)):
         raise Conflict("you cannot deactivate yourself or change your own role")
     if language is not None and language not in SUPPORTED_LANGUAGES:
@@ -294,6 +363,10 @@ def update_user(
     session.flush()
     if is_active is False:
         end_all_web_sessions(session, user_id=user.id)
+    after = user_snapshot(user)
+    if after != before:
+        record_audit(session, actor=actor, event=change_event("user", before, after), subject_type="user",
+                     subject_id=user.id, before=before, after=after)  # fmt: skip
     return user
 
 

@@ -54,6 +54,8 @@ class InboundMessage:
     # Provider threading hints (e.g. email In-Reply-To / References), most recent first.
     thread_refs: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    # The language the customer wrote in, when the channel knows it (the contact form's page).
+    language: str | None = None
     attachments: list[InboundAttachment] = field(default_factory=list)
 
 

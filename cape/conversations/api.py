@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from cape.auth.deps import CurrentUser, DbSession, UncheckedCredentials
 from cape.auth.service import active_user_id
+from cape.channels import outbound
 from cape.channels.base import InboundMessage, Sender, builtin_channel
 from cape.conversations import service
 from cape.conversations.schemas import (
@@ -17,6 +18,7 @@ from cape.conversations.schemas import (
     ConversationOut,
     ConversationPage,
     ConversationPatch,
+    DeliveryReportIn,
     InboundIn,
     InboundOut,
     MessageOut,
@@ -24,7 +26,7 @@ from cape.conversations.schemas import (
 )
 from cape.kit.errors import NotAuthenticated
 from cape.kit.validation import IdPath, IdQuery
-from cape.models import ChannelKind, Conversation, ConversationStatus, Message
+from cape.models import ChannelKind, Conversation, ConversationStatus, DeliveryStatus, Message
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
 
@@ -50,7 +52,7 @@ async def post_inbound(body: InboundIn, request: Request, credentials: Unchecked
         return InboundMessage(
             channel=builtin_channel(session, kind), sender=sender, subject=body.subject, body_text=body.body,
             external_id=body.external_id, conversation_id=body.conversation_id, raw=raw,
-            raw_content_type="application/json", meta={"submitted_by_user_id": user_id},
+            raw_content_type="application/json", meta={"submitted_by_user_id": user_id}, language=body.language,
         )  # fmt: skip
 
     try:
@@ -111,8 +113,25 @@ def get_conversation(conversation_id: IdPath, session: DbSession, user: CurrentU
 @router.post("/conversations/{conversation_id}/replies", response_model=MessageOut, status_code=201)
 def post_reply(conversation_id: IdPath, body: ReplyIn, session: DbSession, user: CurrentUser):
     conversation = service.get_conversation(session, conversation_id, with_messages=False)
-    message = service.add_reply(session, conversation=conversation, author=user, body=body.body, internal=body.internal)
+    message = service.add_reply(
+        session, conversation=conversation, author=user, body=body.body, internal=body.internal, cc=body.cc
+    )
     return message_out(message)
+
+
+@router.post("/messages/{message_id}/retry", response_model=MessageOut)
+def retry_message(message_id: IdPath, session: DbSession, user: CurrentUser):
+    """Try again to deliver a reply that failed or could not be carried (409 for any other message)."""
+    message, conversation = service.get_message(session, message_id)
+    return message_out(outbound.retry_delivery(session, message=message, conversation=conversation, actor=user))
+
+
+@router.post("/messages/{message_id}/delivery", response_model=MessageOut)
+def report_delivery(message_id: IdPath, body: DeliveryReportIn, session: DbSession, user: CurrentUser):
+    """For integrations: report that a reply reached the customer, or that it did not."""
+    message, _ = service.get_message(session, message_id)
+    status = DeliveryStatus(body.status)
+    return message_out(outbound.record_report(session, message=message, status=status, error=body.error))
 
 
 @router.patch("/conversations/{conversation_id}", response_model=ConversationOut)
@@ -131,13 +150,14 @@ def conversation_out(conversation: Conversation) -> ConversationOut:
             "customer": conversation.customer,
             "assignee": conversation.assignee,
             "tags": [t.tag for t in conversation.tags],
+            "cc": conversation.cc_addresses or [],
         }
     )
 
 
 _PLAIN_FIELDS = (
     "id", "subject", "status", "priority", "team_id", "language", "created_at", "last_activity_at",
-    "waiting_since", "first_response_at", "resolved_at", "snoozed_until",
+    "waiting_since", "first_response_at", "resolved_at", "snoozed_until", "linked_conversation_id",
 )  # fmt: skip
 
 

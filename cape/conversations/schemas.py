@@ -24,6 +24,9 @@ class InboundIn(BaseModel):
     subject: Text | None = Field(default=None, max_length=998)
     body: Text = Field(min_length=1, max_length=200_000)
     conversation_id: DbId | None = None
+    language: Literal["en", "fr", "da"] | None = Field(
+        default=None, description="The language the customer wrote in, when the integration knows it."
+    )
 
 
 class InboundOut(BaseModel):
@@ -82,6 +85,8 @@ class ConversationOut(BaseModel):
     first_response_at: datetime | None
     resolved_at: datetime | None
     snoozed_until: datetime | None
+    cc: list[str] = Field(default_factory=list, description="Addresses kept in copy of replies.")
+    linked_conversation_id: int | None = None
 
 
 class ConversationDetailOut(ConversationOut):
@@ -96,6 +101,14 @@ class ConversationPage(BaseModel):
 class ReplyIn(BaseModel):
     body: Text = Field(min_length=1, max_length=100_000)
     internal: bool = False
+    cc: list[EmailAddress] | None = Field(
+        default=None, max_length=20, description="Addresses kept in copy from now on; left out: unchanged."
+    )
+
+
+class DeliveryReportIn(BaseModel):
+    status: Literal["delivered", "failed"]
+    error: Text | None = Field(default=None, max_length=2000)
 
 
 class ConversationPatch(BaseModel):
@@ -105,6 +118,10 @@ class ConversationPatch(BaseModel):
     priority: Priority | None = None
     tags: list[Text] | None = Field(default=None, max_length=50)
     snoozed_until: datetime | None = None
+    # The assignee the caller saw (null: nobody). When someone else has changed it since, the
+    # request is refused with 409 and changes nothing. Left out, only an assignment made while
+    # this request runs is a conflict.
+    expected_assignee_id: DbId | None = None
 
     @field_validator("status", "priority", "tags")
     @classmethod

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from cape import events
+from cape.channels import outbound
 from cape.channels.base import InboundMessage
 from cape.customers.service import resolve_customer_id
 from cape.kit.clock import utcnow
-from cape.kit.errors import CapeError, InvalidInput, NotFound
+from cape.kit.errors import CapeError, Conflict, InvalidInput, NotFound
 from cape.kit.html import sanitize_html
 from cape.kit.pagination import newest_first
 from cape.kit.rawsql import RawSql, in_list
@@ -24,11 +28,9 @@ from cape.models import (
     Activity,
     Attachment,
     AuthorType,
-    ChannelKind,
     Conversation,
     ConversationStatus,
     ConversationTag,
-    DeliveryStatus,
     Message,
     MessageDirection,
     Priority,
@@ -41,6 +43,7 @@ from cape.models import (
 log = logging.getLogger(__name__)
 
 _INGEST_ATTEMPTS = 3
+_EMAIL = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+")
 
 # The ingest path's statements, for the driver directly (see cape.kit.rawsql): a Core statement
 # costs more Python than SQLite takes to run it.
@@ -51,10 +54,13 @@ _FAIL_RAW = "UPDATE raw_sources SET status = :status, error = :error WHERE id = 
 _EXISTING_MESSAGE = """SELECT id, conversation_id, customer_id FROM messages
     WHERE channel_id = :channel_id AND external_id = :external_id"""
 _INSERT_CONVERSATION = """INSERT INTO conversations
-    (customer_id, channel_id, subject, status, priority, created_at, last_activity_at, waiting_since)
-    VALUES (:customer_id, :channel_id, :subject, :status, :priority, :now, :now, :now) RETURNING id"""
+    (customer_id, channel_id, subject, status, priority, created_at, last_activity_at, waiting_since,
+     linked_conversation_id, language)
+    VALUES (:customer_id, :channel_id, :subject, :status, :priority, :now, :now, :now, :linked_id, :language)
+    RETURNING id"""
+_CUSTOMER_LANGUAGE = "UPDATE customers SET language = :language WHERE id = :customer_id AND language IS NULL"
 _CONVERSATION_COLUMNS = "conversations.id, conversations.customer_id, conversations.status"
-_CONVERSATION_BY_ID = f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = :conversation_id"
+_CONVERSATION_BY_ID = f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = :conversation_id"  # noqa: S608 - constant columns
 _TOUCH_CONVERSATION = """UPDATE conversations
     SET last_activity_at = :now, waiting_since = COALESCE(waiting_since, :now) WHERE id = :conversation_id"""
 _REOPEN_CONVERSATION = """UPDATE conversations
@@ -203,22 +209,28 @@ def _file_inbound(session: Session, *, inbound: InboundMessage, raw_id: int) -> 
             return IngestResult(customer_id, conversation_id, message_id, False, raw_id)
 
     customer_id = resolve_customer_id(session, sender=inbound.sender)
+    if inbound.language:
+        raw.execute(_CUSTOMER_LANGUAGE, {"language": inbound.language, "customer_id": customer_id})
     at = utcnow()
     now = raw.datetime(at)
     subject = _storable(inbound.subject or "").strip()[:998] or None
-    conversation = _conversation_for(raw, inbound=inbound, customer_id=customer_id)
+    conversation, linked_id = _conversation_for(raw, inbound=inbound, customer_id=customer_id)
     if conversation is None:
         conversation_id = raw.scalar(
             _INSERT_CONVERSATION,
             {
                 "customer_id": customer_id, "channel_id": channel.id, "subject": subject,
                 "status": ConversationStatus.open.value, "priority": Priority.normal.value, "now": now,
+                "linked_id": linked_id, "language": inbound.language,
             },
         )  # fmt: skip
-        _log(raw, customer_id, conversation_id, "conversation_opened", now, channel=channel.kind.value)
+        _log(raw, customer_id, conversation_id, "conversation_opened", now, channel=channel.kind.value,
+             **({"linked_conversation_id": linked_id} if linked_id else {}))  # fmt: skip
+        if linked_id is not None:
+            _log_linked(raw, linked_id, conversation_id, now)
         events.emit(session, "conversation.created", conversation_id=conversation_id)
     else:
-        conversation_id, _, status = conversation
+        conversation_id, conversation_customer_id, status = conversation
         if status == ConversationStatus.open.value:
             raw.execute(_TOUCH_CONVERSATION, {"now": now, "conversation_id": conversation_id})
         else:
@@ -226,7 +238,7 @@ def _file_inbound(session: Session, *, inbound: InboundMessage, raw_id: int) -> 
                 _REOPEN_CONVERSATION,
                 {"now": now, "conversation_id": conversation_id, "status": ConversationStatus.open.value},
             )
-            _log(raw, customer_id, conversation_id, "status_changed", now,
+            _log(raw, conversation_customer_id, conversation_id, "status_changed", now,
                  old=status, new="open", reason="customer wrote again")  # fmt: skip
 
     message_id = raw.scalar(
@@ -275,25 +287,53 @@ def _log(raw: RawSql, customer_id: int, conversation_id: int, kind: str, now: ob
     )  # fmt: skip
 
 
-def _conversation_for(raw: RawSql, *, inbound: InboundMessage, customer_id: int) -> tuple | None:
-    """(id, customer_id, status) of the conversation a message continues, or None for a new one."""
+# Only the most recent ids a message refers to are looked at: a thread's References can be long,
+# and a hostile one could be made endless.
+MAX_THREAD_REFS = 50
+
+
+def _log_linked(raw: RawSql, linked_id: int, conversation_id: int, now: object) -> None:
+    """On the referred-to conversation: someone who is not a participant wrote about it elsewhere."""
+    row = raw.first(_CONVERSATION_BY_ID, {"conversation_id": linked_id})
+    if row is not None:
+        _log(raw, row[1], linked_id, "linked_conversation_opened", now, new_conversation_id=conversation_id)
+
+
+def _conversation_for(raw: RawSql, *, inbound: InboundMessage, customer_id: int) -> tuple[tuple | None, int | None]:
+    """((id, customer_id, status) of the conversation a message continues, or None for a new one;
+    the id of the conversation it referred to, when it starts a new one linked to it).
+
+    The rule for threads: a message that refers to a conversation (In-Reply-To, References, a
+    reply address) continues it when it comes from that conversation's customer or from an
+    address kept in copy there (a participant). Anyone else starts a conversation of their own,
+    linked to the one they referred to, and never sees its history.
+    """
     if inbound.conversation_id is not None:
         row = raw.first(_CONVERSATION_BY_ID, {"conversation_id": inbound.conversation_id})
         if row is None:
             raise InvalidInput("conversation_id", f"conversation {inbound.conversation_id} does not exist")
         if row[1] != customer_id:
             raise InvalidInput("conversation_id", "belongs to another customer")
-        return row
-    if inbound.thread_refs:
-        refs_sql, refs = in_list("ref", inbound.thread_refs)
-        return raw.first(
-            f"""SELECT {_CONVERSATION_COLUMNS} FROM conversations
-                JOIN messages ON messages.conversation_id = conversations.id
-                WHERE messages.channel_id = :channel_id AND messages.external_id IN {refs_sql}
-                ORDER BY messages.created_at DESC LIMIT 1""",
-            {"channel_id": inbound.channel.id, **refs},
-        )
-    return None
+        return row[:3], None
+    if not inbound.thread_refs:
+        return None, None
+    refs_sql, refs = in_list("ref", inbound.thread_refs[:MAX_THREAD_REFS])
+    row = raw.first(
+        # Reviewed: only constant columns and generated placeholders (in_list) are interpolated.
+        f"""SELECT {_CONVERSATION_COLUMNS}, conversations.cc_addresses FROM conversations
+            JOIN messages ON messages.conversation_id = conversations.id
+            WHERE messages.channel_id = :channel_id AND messages.external_id IN {refs_sql}
+            ORDER BY messages.created_at DESC LIMIT 1""",  # noqa: S608
+        {"channel_id": inbound.channel.id, **refs},
+    )
+    if row is None:
+        return None, None
+    cc = row[3]
+    cc = json.loads(cc) if isinstance(cc, str) else cc
+    sender = (inbound.sender.email or "").lower()
+    if row[1] == customer_id or (sender and sender in (cc or [])):
+        return row[:3], None
+    return None, row[0]
 
 
 def _record(
@@ -384,6 +424,18 @@ def get_conversation(session: Session, conversation_id: int, *, with_messages: b
     return conversation
 
 
+def get_message(session: Session, message_id: int) -> tuple[Message, Conversation]:
+    """A message (with its channel and author) and its conversation (with its channel)."""
+    message = session.scalar(
+        select(Message)
+        .where(Message.id == message_id)
+        .options(joinedload(Message.channel, innerjoin=True), joinedload(Message.author_user))
+    )
+    if message is None:
+        raise NotFound(f"message {message_id} not found")
+    return message, get_conversation(session, message.conversation_id, with_messages=False)
+
+
 def conversation_messages(
     session: Session, *, conversation_id: int, limit: int, before: str | None = None
 ) -> tuple[list[Message], str | None]:
@@ -396,6 +448,14 @@ def conversation_messages(
     )
     page = newest_first(session, query, at=Message.created_at, row_id=Message.id, limit=limit, cursor=before)
     return page.rows[::-1], page.next_cursor
+
+
+def last_inbound_message(session: Session, *, conversation_id: int) -> Message | None:
+    """The customer's latest message in a conversation."""
+    query = select(Message).where(
+        Message.conversation_id == conversation_id, Message.direction == MessageDirection.inbound
+    )
+    return session.scalars(query.order_by(Message.created_at.desc(), Message.id.desc()).limit(1)).first()
 
 
 def conversation_activities(
@@ -418,19 +478,29 @@ def get_raw_source(session: Session, *, message_id: int) -> RawSource:
     return raw
 
 
-# Channels that deliver agent replies register here (kind -> function queueing the send).
-OutboundSender = Callable[[Session, Message], None]
-outbound_senders: dict[ChannelKind, OutboundSender] = {}
+MAX_CC = 20
 
 
 def add_reply(
-    session: Session, *, conversation: Conversation, author: User, body: str, internal: bool = False
+    session: Session,
+    *,
+    conversation: Conversation,
+    author: User,
+    body: str,
+    internal: bool = False,
+    cc: list[str] | None = None,
 ) -> Message:
-    """An agent's reply to the customer, or an internal note only colleagues see."""
+    """An agent's reply to the customer, or an internal note only colleagues see.
+
+    A reply goes out through the send service (``cape.channels.outbound``) to the customer and
+    the addresses kept in copy: ``cc`` replaces the conversation's copy list (None keeps it).
+    """
     body = body.strip()
     if not body:
         raise InvalidInput("body", "must not be empty")
     now = utcnow()
+    if cc is not None and not internal:
+        set_cc(session, conversation=conversation, addresses=cc, actor=author)
     message = Message(
         conversation_id=conversation.id,
         customer_id=conversation.customer_id,
@@ -440,24 +510,48 @@ def add_reply(
         author_user_id=author.id,
         body_text=body,
         created_at=now,
+        meta={} if internal else {"cc": list(conversation.cc_addresses or [])},
     )
     session.add(message)
     conversation.last_activity_at = now
     if not internal:
         conversation.waiting_since = None
         conversation.first_response_at = conversation.first_response_at or now
-        send = outbound_senders.get(conversation.channel.kind)
-        if send is not None:
-            message.delivery_status = DeliveryStatus.queued
     session.flush()
-    if not internal and send is not None:
-        send(session, message)
+    if not internal:
+        outbound.queue_outbound(session, message=message, conversation=conversation)
     events.emit(
         session, "message.created",
         conversation_id=conversation.id, message_id=message.id,
         direction=message.direction.value,
     )  # fmt: skip
     return message
+
+
+def set_cc(session: Session, *, conversation: Conversation, addresses: list[str], actor: User) -> list[str]:
+    """Set who is kept in copy of the replies; with the customer, they are the participants."""
+    wanted: list[str] = []
+    for address in addresses:
+        address = address.strip().strip("<>").lower()
+        if not address:
+            continue
+        if not _EMAIL.fullmatch(address) or len(address) > 320:
+            raise InvalidInput("cc", f"not an email address: {address[:80]}")
+        if address not in wanted:
+            wanted.append(address)
+    if len(wanted) > MAX_CC:
+        raise InvalidInput("cc", f"at most {MAX_CC} addresses")
+    current = list(conversation.cc_addresses or [])
+    if wanted != current:
+        added, removed = [a for a in wanted if a not in current], [a for a in current if a not in wanted]
+        _record(session, conversation, actor, "cc_changed", added=added, removed=removed)
+        conversation.cc_addresses = wanted
+    return wanted
+
+
+def is_participant(conversation: Conversation, *, address: str | None) -> bool:
+    """Whether mail from ``address`` belongs in this conversation: an address kept in copy."""
+    return bool(address) and address.lower() in (conversation.cc_addresses or [])
 
 
 _UNSET = object()
@@ -474,8 +568,14 @@ def update_conversation(
     priority: Priority | object = _UNSET,
     tags: list[str] | object = _UNSET,
     snoozed_until: datetime | object | None = _UNSET,
+    expected_assignee_id: int | object | None = _UNSET,
 ) -> Conversation:
-    """Change status, assignee, team, priority or tags; each change is written to the activity log."""
+    """Change status, assignee, team, priority or tags; each change is written to the activity log.
+
+    ``expected_assignee_id`` is the assignee the caller saw (None: nobody); when someone else has
+    changed it since, the assignment is refused with ``Conflict``. Left out, it is the assignee
+    loaded in this transaction. A refused request changes nothing once the caller rolls back.
+    """
     now = utcnow()
     before = _state(conversation)
     if (
@@ -503,21 +603,12 @@ def update_conversation(
         conversation.status = status
         conversation.resolved_at = now if status is ConversationStatus.resolved else None
     if assignee_id is not _UNSET and assignee_id != conversation.assignee_id:
-        assignee = None
-        if assignee_id is not None:
-            assignee = session.get(User, assignee_id)
-            if assignee is None or not assignee.is_active:
-                raise InvalidInput("assignee_id", f"no active user {assignee_id}")
-        _record(
-            session, conversation, actor, "assigned",
-            old_assignee_id=conversation.assignee_id, assignee_id=assignee_id,
-            assignee_name=assignee.name if assignee else None,
-        )  # fmt: skip
-        conversation.assignee_id = assignee_id  # type: ignore[assignment]
+        expected = conversation.assignee_id if expected_assignee_id is _UNSET else expected_assignee_id
+        _assign(session, conversation=conversation, actor=actor, assignee_id=assignee_id, expected=expected)  # type: ignore[arg-type]
     if team_id is not _UNSET and team_id != conversation.team_id:
         team = session.get(Team, team_id) if team_id is not None else None
-        if team_id is not None and team is None:
-            raise InvalidInput("team_id", f"no team {team_id}")
+        if team_id is not None and (team is None or not team.is_active):
+            raise InvalidInput("team_id", f"no active team {team_id}")
         _record(session, conversation, actor, "team_changed", old_team_id=conversation.team_id, team_id=team_id,
                 team_name=team.name if team else None)  # fmt: skip
         conversation.team_id = team_id  # type: ignore[assignment]
@@ -541,6 +632,41 @@ def update_conversation(
     session.flush()
     session.refresh(conversation)
     return get_conversation(session, conversation.id, with_messages=False)
+
+
+def _assign(
+    session: Session, *, conversation: Conversation, actor: User, assignee_id: int | None, expected: int | None
+) -> None:
+    """Give the conversation to ``assignee_id`` (None: nobody) if its assignee is still ``expected``."""
+    assignee = None
+    if assignee_id is not None:
+        assignee = session.get(User, assignee_id)
+        if assignee is None or not assignee.is_active:
+            raise InvalidInput("assignee_id", f"no active user {assignee_id}")
+    # Race: two agents assigning the same conversation at once, each having seen the same
+    # assignee (often nobody), would both succeed and the first would never learn it lost.
+    # The UPDATE applies only while the assignee is still the one the caller saw: on PostgreSQL
+    # the second waits for the first's row lock, then re-checks the committed row and matches
+    # nothing; on SQLite writers take turns, so the second finds the first's assignee. Either
+    # way one wins and the other gets a Conflict.
+    changed = session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation.id, Conversation.assignee_id.is_not_distinct_from(expected))
+        .values(assignee_id=assignee_id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if changed != 1:
+        now_with = session.scalar(
+            select(User.name).join(Conversation, Conversation.assignee_id == User.id)
+            .where(Conversation.id == conversation.id)
+        )  # fmt: skip
+        raise Conflict(
+            f"someone else changed the assignee of conversation {conversation.id} meanwhile "
+            f"(now {now_with or 'nobody'}); nothing was changed"
+        )
+    _record(session, conversation, actor, "assigned", old_assignee_id=conversation.assignee_id,
+            assignee_id=assignee_id, assignee_name=assignee.name if assignee else None)  # fmt: skip
+    set_committed_value(conversation, "assignee_id", assignee_id)
 
 
 def _state(conversation: Conversation) -> tuple:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from cape.auth.deps import CurrentUser, DbSession
+from cape.auth.deps import CurrentUser, DbSession, Supervisor
 from cape.customers import service
 from cape.customers.schemas import CustomerOut, MergeIn, TimelineItemOut, TimelineOut
 from cape.kit.validation import IdPath
@@ -26,7 +26,8 @@ def customer_timeline(customer_id: IdPath, session: DbSession, user: CurrentUser
 
 
 @router.post("/customers/{customer_id}/merge", response_model=CustomerOut)
-def merge_customers(customer_id: IdPath, body: MergeIn, session: DbSession, user: CurrentUser):
+def merge_customers(customer_id: IdPath, body: MergeIn, session: DbSession, user: Supervisor):
+    """Fold a duplicate into this customer (supervisors and admins)."""
     target = service.get_customer(session, customer_id)
     other = service.get_customer(session, body.other_id)
     return service.merge_customers(session, target=target, other=other, actor=user)

@@ -20,12 +20,17 @@ from cape.db import create_db_engine, create_session_factory, unit_of_work
 
 
 def _make_huey(settings: Settings) -> Huey:
-    if settings.jobs_backend == "redis" and settings.redis_url:
-        return RedisHuey("cape", url=settings.redis_url)
+    name = settings.jobs_queue
+    if settings.jobs_backend == "redis":
+        # Never a silent fallback: a web process and a worker that disagree on the storage would
+        # each wait on a queue the other never fills.
+        if not settings.redis_url:
+            raise ValueError("CAPE_REDIS_URL is required with CAPE_JOBS_BACKEND=redis")
+        return RedisHuey(name, url=settings.redis_url)
     if settings.jobs_backend == "immediate":
-        return MemoryHuey("cape", immediate=True)
+        return MemoryHuey(name, immediate=True)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey("cape", filename=str(settings.data_dir / "jobs.db"))
+    return SqliteHuey(name, filename=str(settings.data_dir / "jobs.db"))
 
 
 # The queue's storage is chosen when the app or worker starts (``configure``), from the settings
@@ -94,8 +99,14 @@ def enqueue_after_commit(session: Session, task: Callable, *args: Any, **kwargs:
     events.on_commit(session, lambda: task(*args, **kwargs))
 
 
-# Modules that define tasks; imported by the worker and by in-process consumers.
-TASK_MODULES: list[str] = ["cape.actions.tasks", "cape.auth.tasks"]
+# Modules that define tasks; imported by the web app, the worker and in-process consumers. Every
+# one is listed here: a worker imports nothing else, and a task it has not imported is dropped.
+TASK_MODULES: list[str] = [
+    "cape.actions.tasks",
+    "cape.auth.tasks",
+    "cape.channels.email.tasks",
+    "cape.channels.integrations.tasks",
+]
 
 
 def load_tasks() -> None:

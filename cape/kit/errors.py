@@ -23,6 +23,10 @@ class Forbidden(CapeError):
     status_code = 403
     code = "forbidden"
 
+    def __init__(self, message: str, *, code: str | None = None, required_role: str | None = None):
+        super().__init__(message, code=code)
+        self.required_role = required_role
+
 
 class NotFound(CapeError):
     status_code = 404

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from babel.numbers import format_currency, get_currency_precision
+from babel.numbers import format_currency, get_currency_precision, is_currency
 
 from cape.kit.errors import InvalidInput
 
@@ -12,6 +12,14 @@ from cape.kit.errors import InvalidInput
 def minor_digits(currency: str) -> int:
     """Digits after the decimal point: 2 for USD and EUR, 0 for JPY, 3 for KWD."""
     return get_currency_precision(currency)
+
+
+def parse_currency(code: str) -> str:
+    """An ISO 4217 code as typed ("usd ", "DKK") in its canonical form; anything else is an error."""
+    code = (code or "").strip().upper()
+    if len(code) != 3 or not is_currency(code):
+        raise InvalidInput("currency", "an ISO 4217 code such as USD, EUR or DKK")
+    return code
 
 
 def parse_amount(text: str, currency: str, *, field: str = "amount", maximum: int | None = None) -> int:

@@ -7,7 +7,6 @@ from cape.models.actions import (
     AuditEntry,
     AuthorityPolicy,
     FulfilmentStatus,
-    HeroMoment,
     LedgerEntry,
     SpendCounter,
 )
@@ -26,6 +25,7 @@ from cape.models.conversations import (
 )
 from cape.models.customers import Customer, Identity, IdentityKind, Order
 from cape.models.email import Attachment, MailboxState
+from cape.models.insights import HeroMoment
 from cape.models.users import ApiToken, RateLimitHit, Role, Team, TeamMember, User, UserSession
 
 __all__ = [

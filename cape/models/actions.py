@@ -1,4 +1,4 @@
-"""Resolution actions, the authority that lets agents take them, the audit log, and hero moments."""
+"""Resolution actions, the authority that lets agents take them, the spend counters, the audit log and the ledger."""
 
 from __future__ import annotations
 
@@ -135,13 +135,24 @@ class SpendCounter(Base):
 
 
 class AuditEntry(IdMixin, CreatedMixin, Base):
-    """Append-only (the database refuses updates and deletes): who did what, when, why."""
+    """Append-only (the database refuses updates and deletes): who did what, when, why.
+
+    Written through ``cape.audit.service.record_audit`` (and the actions service for actions).
+    """
 
     __tablename__ = "audit_entries"
-    __table_args__ = (Index(None, "created_at", "id"), Index(None, "action_id"))
+    __table_args__ = (
+        Index(None, "created_at", "id"),
+        Index(None, "action_id"),
+        Index(None, "subject_type", "subject_id", "id"),
+    )
 
     actor_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
     event: Mapped[str] = mapped_column(String(64))
+    # What changed, when it is not an action: "user", "team", "channel" or "customer", and its id.
+    # No foreign key: subjects of several kinds share the column.
+    subject_type: Mapped[str | None] = mapped_column(String(32))
+    subject_id: Mapped[int | None] = mapped_column(BigId)
     action_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("actions.id"))
     customer_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("customers.id"))
     conversation_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("conversations.id"))
@@ -165,23 +176,3 @@ class LedgerEntry(IdMixin, CreatedMixin, Base):
     currency: Mapped[str] = mapped_column(String(3))
     code: Mapped[str | None] = mapped_column(String(64), unique=True)
     memo: Mapped[str | None] = mapped_column(Text)
-
-
-class HeroMoment(IdMixin, CreatedMixin, Base):
-    """A customer thanked an agent (or a survey praised them), linked to what the agent did."""
-
-    __tablename__ = "hero_moments"
-    __table_args__ = (Index(None, "created_at", "id"), Index(None, "user_id", "created_at"))
-
-    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
-    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id"))
-    conversation_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("conversations.id"))
-    message_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("messages.id"))
-    source: Mapped[str] = mapped_column(String(32))
-    quote: Mapped[str] = mapped_column(Text)
-    action_ids: Mapped[list[int]] = mapped_column(JsonType, default=list)
-    recorded_by_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
-
-    user: Mapped[User] = relationship(lazy="raise", foreign_keys=[user_id])
-    customer: Mapped[Customer] = relationship(lazy="raise")
-    conversation: Mapped[Conversation | None] = relationship(lazy="raise")

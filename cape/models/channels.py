@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cape.models.base import Base, BigId, CreatedMixin, IdMixin, JsonType
@@ -25,6 +25,12 @@ class ChannelKind(enum.StrEnum):
 
 class Channel(IdMixin, CreatedMixin, Base):
     __tablename__ = "channels"
+    __table_args__ = (
+        Index(
+            "uq_channels_default_outbound", "is_default_outbound", unique=True,
+            sqlite_where=text("is_default_outbound"), postgresql_where=text("is_default_outbound"),
+        ),
+    )  # fmt: skip
 
     # "web", "api", "email:support@example.com": one row per configured entry point.
     key: Mapped[str] = mapped_column(String(320), unique=True)
@@ -35,6 +41,9 @@ class Channel(IdMixin, CreatedMixin, Base):
     # Credentials encrypted with the app secret; never logged, never returned by the API.
     secrets_encrypted: Mapped[str | None] = mapped_column(Text)
     is_active: Mapped[bool] = mapped_column(default=True)
+    # The mailbox that answers conversations which came in without one (contact form, API). At
+    # most one: the partial unique index lets the database refuse a second.
+    is_default_outbound: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class RawStatus(enum.StrEnum):

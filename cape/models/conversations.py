@@ -83,6 +83,11 @@ class Conversation(IdMixin, CreatedMixin, Base):
     first_response_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     snoozed_until: Mapped[datetime | None]
+    # Addresses the agent keeps in copy of replies; with the customer, the conversation's participants.
+    cc_addresses: Mapped[list[str] | None] = mapped_column(JsonType)
+    # The conversation a message referred to when it started this one (a reply by someone who is
+    # not a participant there starts a conversation of its own, linked to it).
+    linked_conversation_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("conversations.id"))
 
     customer: Mapped[Customer] = relationship(lazy="raise")
     channel: Mapped[Channel] = relationship(lazy="raise")
@@ -119,8 +124,10 @@ class AuthorType(enum.StrEnum):
 
 class DeliveryStatus(enum.StrEnum):
     queued = "queued"
-    sent = "sent"
-    failed = "failed"
+    sent = "sent"  # handed over: the relay accepted it, the integration answered 2xx
+    delivered = "delivered"  # the recipient's side confirmed it arrived
+    failed = "failed"  # tried and refused, or given up on; an agent may try again
+    undeliverable = "undeliverable"  # nothing can carry it (no address, no mailbox, no webhook)
 
 
 class Message(IdMixin, CreatedMixin, Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Enum, ForeignKey, Index, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cape.models.base import Base, BigId, CreatedMixin, IdMixin
@@ -50,6 +50,8 @@ class Team(IdMixin, CreatedMixin, Base):
     __tablename__ = "teams"
 
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    # A deactivated team keeps its history and conversations but takes no new ones.
+    is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
 
 
 class TeamMember(Base):

@@ -8,10 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse
 
-from cape.actions import service
+from cape.actions import authority as authority_service
+from cape.actions import reporting, service
 from cape.auth import service as auth_service
 from cape.auth.deps import Admin, CurrentUser, DbSession, Supervisor
 from cape.conversations import service as conversations_service
+from cape.insights.heroes import hero_feed
 from cape.kit.clock import utcnow
 from cape.kit.errors import CapeError, InvalidInput
 from cape.kit.money import parse_amount
@@ -67,7 +69,7 @@ def take_action(
 
 @router.post("/actions/{action_id}/reverse")
 def reverse_action(request: Request, action_id: IdPath, session: DbSession, user: CurrentUser):
-    action = service.get_action(session, action_id)
+    action = service.get_action(session, action_id=action_id)
     reason = request.headers.get("hx-prompt") or "reversed from the conversation page"
     try:
         with session.begin_nested():
@@ -109,7 +111,7 @@ def decide(request: Request, action_id: IdPath, decision: str, session: DbSessio
     try:
         # A savepoint, so a refusal part-way leaves nothing behind; the message shows in the list.
         with session.begin_nested():
-            action = service.get_action(session, action_id)
+            action = service.get_action(session, action_id=action_id)
             if decision == "approve":
                 service.approve_action(session, action=action, actor=user)
             elif decision == "decline":
@@ -126,13 +128,13 @@ def decide(request: Request, action_id: IdPath, decision: str, session: DbSessio
 @router.get("/review")
 def review(request: Request, session: DbSession, user: Supervisor, days: int = 30):
     days = max(1, min(days, 366))
-    result = service.review(session, since=utcnow() - timedelta(days=days))
+    result = reporting.review(session, since=utcnow() - timedelta(days=days))
     return render(request, "review.html", {"review": result, "days": days}, user=user)
 
 
 @router.get("/heroes")
 def heroes(request: Request, session: DbSession, user: CurrentUser):
-    return render(request, "heroes.html", {"feed": service.hero_feed(session, limit=100)}, user=user)
+    return render(request, "heroes.html", {"feed": hero_feed(session, limit=100)}, user=user)
 
 
 @router.get("/admin/authority")
@@ -141,11 +143,11 @@ def authority_page(request: Request, session: DbSession, user: Admin):
 
 
 def _authority_context(session, **extra) -> dict:
-    policies = service.all_policies(session)  # one query, however many users
+    policies = authority_service.all_policies(session)  # one query, however many users
     users = [u for u in auth_service.list_users(session) if u.is_active]
     return {
-        "roles": [(role, service.resolve_authority(role, policies=policies)) for role in Role],
-        "users": [(u, service.resolve_authority(u.role, user=u, policies=policies)) for u in users],
+        "roles": [(role, authority_service.resolve_authority(role=role, policies=policies)) for role in Role],
+        "users": [(u, authority_service.resolve_authority(role=u.role, user=u, policies=policies)) for u in users],
         "action_types": [t.value for t in ActionType],
         **extra,
     }
@@ -179,7 +181,7 @@ def save_authority(
                 raise InvalidInput("user_id", "not a user")
             target_user = auth_service.get_user(session, int(user_id)) if user_id else None
             role = Role(role_name) if role_name else None
-            service.set_authority(
+            authority_service.set_authority(
                 session, actor=user, user=target_user, role=role, currency=currency,
                 per_action={t.value: amount(f"per_action.{t.value}") for t in ActionType},
                 per_customer_30d=amount("per_customer_30d"), daily_budget=amount("daily_budget"),

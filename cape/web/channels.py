@@ -10,22 +10,38 @@ from sqlalchemy import select
 
 from cape.auth.deps import Admin, DbSession
 from cape.channels.email import service as email_service
+from cape.channels.email.service import Security
+from cape.channels.integrations.service import set_reply_webhook as set_api_reply_webhook
 from cape.kit.errors import CapeError
-from cape.models import MailboxState
+from cape.kit.validation import IdPath
+from cape.models import Channel, ChannelKind, MailboxState
 from cape.web.render import render
 
 router = APIRouter(include_in_schema=False)
 
 
-def _context(session, values: dict | None = None, error: str | None = None) -> dict:
-    channels = email_service.list_email_channels(session)
+def _context(request: Request, session, values: dict | None = None, error: str | None = None, **extra) -> dict:
+    settings = request.app.state.settings
+    channels = email_service.list_email_channels(session, include_inactive=True)
     states = {s.channel_id: s for s in session.scalars(select(MailboxState))}
-    return {"channels": channels, "states": states, "values": values or {}, "error": error}
+    servers = {c.id: email_service.stored_servers(c) for c in channels}
+    warnings = {c.id: email_service.transport_warnings(c, settings=settings) for c in channels}
+    context = {"channels": channels, "states": states, "servers": servers, "warnings": warnings,
+               "values": values or {}, "error": error}  # fmt: skip
+    return context | _outbound_context(session) | extra
+
+
+def _outbound_context(session) -> dict:
+    api = session.scalar(select(Channel).where(Channel.key == ChannelKind.api.value))
+    return {
+        "default_outbound": email_service.default_outbound_channel(session),
+        "reply_webhook_url": (api.settings or {}).get("reply_webhook_url") if api is not None else None,
+    }
 
 
 @router.get("/admin/channels")
 def channels_page(request: Request, session: DbSession, user: Admin):
-    return render(request, "channels.html", _context(session), user=user)
+    return render(request, "channels.html", _context(request, session), user=user)
 
 
 @router.post("/admin/channels/email")
@@ -39,31 +55,84 @@ def add_email_channel(
     imap_port: Annotated[int, Form()] = 993,
     imap_user: Annotated[str, Form()] = "",
     imap_password: Annotated[str, Form()] = "",
-    imap_ssl: Annotated[bool, Form()] = False,
+    imap_security: Annotated[Security, Form()] = Security.tls,
+    imap_ca_file: Annotated[str, Form()] = "",
     imap_processed_folder: Annotated[str, Form()] = "",
     smtp_host: Annotated[str, Form()] = "",
     smtp_port: Annotated[int, Form()] = 587,
     smtp_user: Annotated[str, Form()] = "",
     smtp_password: Annotated[str, Form()] = "",
-    smtp_starttls: Annotated[bool, Form()] = False,
+    smtp_security: Annotated[Security, Form()] = Security.starttls,
+    smtp_ca_file: Annotated[str, Form()] = "",
+    no_tls_verify: Annotated[bool, Form()] = False,
 ):
     """Add an email channel from the form; passwords are encrypted and never shown again."""
     imap = smtp = None
     if imap_host.strip():
         imap = email_service.ImapConfig(
             host=imap_host.strip(), port=imap_port, user=imap_user.strip(), password=imap_password,
-            ssl=imap_ssl, processed_folder=imap_processed_folder.strip(),
+            **email_service.security_flags(imap_security), ca_file=imap_ca_file.strip(), verify_tls=not no_tls_verify,
+            processed_folder=imap_processed_folder.strip(),
         )  # fmt: skip
     if smtp_host.strip():
-        smtp = email_service.SmtpConfig(host=smtp_host.strip(), port=smtp_port, user=smtp_user.strip(),
-                                        password=smtp_password, starttls=smtp_starttls)  # fmt: skip
+        smtp = email_service.SmtpConfig(
+            host=smtp_host.strip(), port=smtp_port, user=smtp_user.strip(), password=smtp_password,
+            **email_service.security_flags(smtp_security), ca_file=smtp_ca_file.strip(), verify_tls=not no_tls_verify,
+        )  # fmt: skip
     try:
         email_service.create_email_channel(
             session, address=address, name=name.strip() or None, imap=imap, smtp=smtp,
-            app_secret=request.app.state.settings.resolved_secret_key,
+            app_secret=request.app.state.settings.resolved_secret_key, actor=user,
         )  # fmt: skip
     except CapeError as exc:
         values = {"address": address, "name": name, "imap_host": imap_host, "imap_user": imap_user,
-                  "smtp_host": smtp_host, "smtp_user": smtp_user}  # fmt: skip
-        return render(request, "channels.html", _context(session, values, exc.message), user=user, status_code=422)
+                  "imap_port": imap_port, "imap_security": imap_security, "imap_ca_file": imap_ca_file,
+                  "smtp_host": smtp_host, "smtp_user": smtp_user, "smtp_port": smtp_port,
+                  "smtp_security": smtp_security, "smtp_ca_file": smtp_ca_file,
+                  "no_tls_verify": no_tls_verify}  # fmt: skip
+        context = _context(request, session, values, exc.message)
+        return render(request, "channels.html", context, user=user, status_code=422)
+    return RedirectResponse("/admin/channels", status_code=303)
+
+
+@router.post("/admin/channels/default-outbound")
+def set_default_outbound(request: Request, session: DbSession, user: Admin, address: Annotated[str, Form()] = ""):
+    """Choose the mailbox that answers contact-form and API conversations by email."""
+    try:
+        with session.begin_nested():
+            email_service.set_default_outbound(session, address=address, actor=user)
+    except CapeError as exc:
+        return render(
+            request, "channels.html", _context(request, session, outbound_error=exc.message), user=user, status_code=422
+        )
+    return RedirectResponse("/admin/channels", status_code=303)
+
+
+@router.post("/admin/channels/reply-webhook")
+def set_reply_webhook(
+    request: Request,
+    session: DbSession,
+    user: Admin,
+    url: Annotated[str, Form()] = "",
+    secret: Annotated[str, Form()] = "",
+):
+    """Register (or, left empty, remove) the integration's webhook for replies in API conversations."""
+    try:
+        with session.begin_nested():
+            signing = set_api_reply_webhook(
+                session, url=url.strip() or None, secret=secret.strip() or None, actor=user,
+                app_secret=request.app.state.settings.resolved_secret_key,
+            )  # fmt: skip
+    except CapeError as exc:
+        context = _context(request, session, webhook_error=exc.message, webhook_url=url)
+        return render(request, "channels.html", context, user=user, status_code=422)
+    # The signing secret is shown once, on this answer, never again.
+    return render(request, "channels.html", _context(request, session, new_webhook_secret=signing), user=user)
+
+
+@router.post("/admin/channels/{channel_id}/active")
+def set_channel_active(channel_id: IdPath, session: DbSession, user: Admin, active: Annotated[bool, Form()] = False):
+    """Stop taking mail in through a channel, or start again."""
+    channel = email_service.get_email_channel(session, channel_id)
+    email_service.update_email_channel(session, channel=channel, actor=user, is_active=active)
     return RedirectResponse("/admin/channels", status_code=303)

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Form, Request
 
 from cape.auth.deps import CsrfProtected, DbSession
 from cape.channels.webform.service import ContactForm, form_errors, submit_contact_form
+from cape.config import SUPPORTED_LANGUAGES
+from cape.i18n import negotiate
 from cape.kit.errors import InvalidInput, TooManyAttempts
 from cape.web.render import render
 from cape.web.sign_in import client_host
@@ -29,8 +31,11 @@ def contact_submit(
     subject: Annotated[str, Form()] = "",
     message: Annotated[str, Form()] = "",
     website: Annotated[str, Form()] = "",  # honeypot: people leave it empty, bots fill it
+    language: Annotated[str, Form()] = "",
 ):
-    form = ContactForm(name=name, email=email, subject=subject, message=message)
+    # The page's language, which the form carries; else what the browser asks for.
+    language = language if language in SUPPORTED_LANGUAGES else negotiate(request.headers.get("accept-language"))
+    form = ContactForm(name=name, email=email, subject=subject, message=message, language=language)
     values = {"name": name, "email": email, "subject": subject, "message": message}
     if website:
         return render(request, "contact_thanks.html", {})

@@ -8,13 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
+from cape.actions import authority as authority_service
 from cape.actions import service as actions_service
 from cape.auth import service as auth_service
 from cape.auth.deps import CurrentUser, DbSession
+from cape.channels import outbound
 from cape.channels.email import service as email_service
+from cape.channels.email.send import customer_address
 from cape.conversations import service
 from cape.customers import service as customers_service
-from cape.kit.errors import CapeError, InvalidInput
+from cape.kit.errors import CapeError, Conflict, InvalidInput, NotFound
 from cape.kit.validation import IdPath
 from cape.models import ActionType, ConversationStatus, Customer, Priority, User
 from cape.web.render import render
@@ -26,7 +29,7 @@ CURRENCIES = ("USD", "EUR", "GBP", "DKK", "SEK", "NOK", "CAD", "AUD", "JPY", "CH
 
 def action_card_context(session, *, customer: Customer, user: User) -> dict:
     """What the conversation page's Actions card needs: choices, the agent's authority, past actions."""
-    authority = actions_service.authority_for(session, user)
+    authority = authority_service.authority_for(session, user=user)
     currencies = [authority.currency] + [c for c in CURRENCIES if c != authority.currency]
     return {
         "customer_actions": actions_service.list_actions(session, customer_id=customer.id, limit=50),
@@ -66,8 +69,28 @@ def conversation_context(session, conversation_id: int, user: User):
         "users": [u for u in auth_service.list_users(session) if u.is_active],
         "statuses": [s.value for s in ConversationStatus],
         "priorities": [p.value for p in Priority],
+        **composer_context(session, conversation=conversation, messages=messages),
         **action_card_context(session, customer=customer, user=user),
     }
+
+
+def composer_context(session, *, conversation, messages: list) -> dict:
+    """Where a reply would go: the route (or why there is none), the customer's address, copies.
+    ``messages``: the latest the page shows."""
+    route = outbound.route_for(session, conversation=conversation)
+    by_email = route.sender is not None and route.sender.name == "email"
+    suggested = list(conversation.cc_addresses or [])
+    reply_to = customer_address(session, conversation=conversation) if by_email else None
+    if by_email:
+        # Copies of the customer's last email are offered too; the agent keeps or removes them.
+        own = {c.address for c in email_service.list_email_channels(session)}
+        last = next((m for m in reversed(messages) if m.direction.value == "inbound"), None)
+        if last is None:  # none among the latest shown
+            last = service.last_inbound_message(session, conversation_id=conversation.id)
+        for address in last.meta.get("email_cc", []) if last is not None else []:
+            if address not in suggested and address not in own and address != reply_to:
+                suggested.append(address)
+    return {"route": route, "reply_by_email": by_email, "reply_to": reply_to, "suggested_cc": suggested}
 
 
 @router.get("/conversations/{conversation_id}")
@@ -109,16 +132,39 @@ def conversation_reply(
     user: CurrentUser,
     body: Annotated[str, Form()] = "",
     internal: Annotated[bool, Form()] = False,
+    cc: Annotated[str | None, Form()] = None,
 ):
     conversation = service.get_conversation(session, conversation_id, with_messages=False)
     error = None
+    copies = None if cc is None else [a for a in re.split(r"[,;\s]+", cc) if a]
     try:
-        service.add_reply(session, conversation=conversation, author=user, body=body, internal=internal)
+        with session.begin_nested():  # a refused reply leaves nothing half done
+            service.add_reply(session, conversation=conversation, author=user, body=body, internal=internal, cc=copies)
     except InvalidInput as exc:
-        error = exc.reason
-    session.flush()
+        error = exc
     session.expire_all()
-    context = conversation_context(session, conversation_id, user) | {"reply_error": error}
+    context = conversation_context(session, conversation_id, user)
+    if error is not None:  # what was typed stays in the composer
+        context |= {"reply_error": error.field, "reply_body": body, "reply_cc": cc, "reply_internal": internal}
+    return render(request, "_conversation_main.html", context, user=user)
+
+
+@router.post("/conversations/{conversation_id}/messages/{message_id}/retry")
+def retry_delivery(
+    request: Request, conversation_id: IdPath, message_id: IdPath, session: DbSession, user: CurrentUser
+):
+    """Try again to deliver a reply that failed or could not be sent."""
+    message, conversation = service.get_message(session, message_id)
+    error = None
+    if conversation.id != conversation_id:
+        raise NotFound(f"message {message_id} not found in this conversation")
+    try:
+        with session.begin_nested():
+            outbound.retry_delivery(session, message=message, conversation=conversation, actor=user)
+    except CapeError as exc:
+        error = exc.message
+    session.expire_all()
+    context = conversation_context(session, conversation_id, user) | {"retry_error": error}
     return render(request, "_conversation_main.html", context, user=user)
 
 
@@ -132,35 +178,47 @@ def conversation_update(
     assignee_id: Annotated[str | None, Form()] = None,
     priority: Annotated[str | None, Form()] = None,
     tags: Annotated[str | None, Form()] = None,
+    assignee_seen: Annotated[str | None, Form()] = None,
 ):
+    """The Details form and the status buttons. ``assignee_seen`` is the assignee the form showed."""
     conversation = service.get_conversation(session, conversation_id, with_messages=False)
-    error = None
+    failure: CapeError | None = None
     try:
         with session.begin_nested():  # a refused change leaves nothing half done
-            changes = _form_changes(status=status, assignee_id=assignee_id, priority=priority, tags=tags)
+            changes = _form_changes(status=status, assignee_id=assignee_id, assignee_seen=assignee_seen,
+                                    priority=priority, tags=tags)  # fmt: skip
             service.update_conversation(session, conversation=conversation, actor=user, **changes)
     except CapeError as exc:
-        error = exc.message
+        failure = exc
     if request.headers.get("hx-request"):
         session.expire_all()
-        context = conversation_context(session, conversation_id, user) | {"update_error": error}
+        context = conversation_context(session, conversation_id, user)
+        if isinstance(failure, Conflict):  # someone else assigned it meanwhile: the page now shows whom
+            context["update_conflict"] = True
+        elif failure is not None:
+            context["update_error"] = failure.message
         return render(request, "_conversation_main.html", context, user=user)
-    if error:
-        raise InvalidInput("form", error)
+    if failure is not None:
+        raise failure
     return RedirectResponse(f"/conversations/{conversation_id}", status_code=303)
 
 
-def _form_changes(*, status: str | None, assignee_id: str | None, priority: str | None, tags: str | None) -> dict:
+def _form_changes(
+    *, status: str | None, assignee_id: str | None, assignee_seen: str | None, priority: str | None, tags: str | None
+) -> dict:
     changes: dict = {}
     if status:
         if status not in ConversationStatus.__members__:
             raise InvalidInput("status", f"unknown status {status!r}")
         changes["status"] = ConversationStatus(status)
     if assignee_id is not None:
-        value = assignee_id.strip()
-        if value and not re.fullmatch(r"\d{1,18}", value):
-            raise InvalidInput("assignee_id", "not a user")
-        changes["assignee_id"] = int(value) if value else None
+        wanted = _user_id_field("assignee_id", assignee_id)
+        if assignee_seen is None:
+            changes["assignee_id"] = wanted
+        elif wanted != (seen := _user_id_field("assignee_seen", assignee_seen)):
+            # Only a choice the agent made is applied, and only over the assignee they saw: saving
+            # the priority must not undo a colleague's assignment made since the page was loaded.
+            changes["assignee_id"], changes["expected_assignee_id"] = wanted, seen
     if priority:
         if priority not in Priority.__members__:
             raise InvalidInput("priority", f"unknown priority {priority!r}")
@@ -168,3 +226,13 @@ def _form_changes(*, status: str | None, assignee_id: str | None, priority: str 
     if tags is not None:
         changes["tags"] = [t for t in tags.split(",") if t.strip()]
     return changes
+
+
+def _user_id_field(field: str, text: str) -> int | None:
+    """A user id from the form; "none" (or nothing) is nobody."""
+    value = text.strip()
+    if value in ("", "none"):
+        return None
+    if not re.fullmatch(r"\d{1,18}", value):
+        raise InvalidInput(field, "not a user")
+    return int(value)

@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
-from cape.auth.deps import CurrentUser, DbSession
+from cape.auth.deps import CurrentUser, DbSession, Supervisor
 from cape.conversations import service as conversations_service
 from cape.customers import service as customers_service
 from cape.kit.errors import CapeError
 from cape.kit.validation import IdPath
+from cape.models import Role, User
 from cape.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -19,7 +20,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/customers/{customer_id}")
 def customer_page(request: Request, customer_id: IdPath, session: DbSession, user: CurrentUser):
-    return render(request, "customer.html", _customer_context(session, customer_id), user=user)
+    return render(request, "customer.html", _customer_context(session, customer_id, user), user=user)
 
 
 # The page lists this many conversations at first ("older conversations" brings more), and the
@@ -28,13 +29,14 @@ CONVERSATIONS_PER_PAGE = 20
 TIMELINE_ENTRIES = 100
 
 
-def _customer_context(session, customer_id: int) -> dict:
+def _customer_context(session, customer_id: int, user: User) -> dict:
     customer = customers_service.get_customer(session, customer_id)
     conversations, older = conversations_service.list_conversations(
         session, customer_id=customer.id, limit=CONVERSATIONS_PER_PAGE
     )
     return {
         "customer": customer,
+        "can_merge": user.role.at_least(Role.supervisor),
         "conversations": conversations,
         "older_conversations": older,
         "timeline": customers_service.customer_timeline(session, customer=customer, limit=TIMELINE_ENTRIES),
@@ -57,10 +59,10 @@ def customer_merge(
     request: Request,
     customer_id: IdPath,
     session: DbSession,
-    user: CurrentUser,
+    user: Supervisor,
     other: Annotated[str, Form()] = "",
 ):
-    """Fold a duplicate (given by customer number, email or phone) into this customer."""
+    """Fold a duplicate (given by customer number, email or phone) into this customer (supervisors)."""
     target = customers_service.get_customer(session, customer_id)
     try:
         with session.begin_nested():  # a refused merge leaves nothing half done
@@ -68,6 +70,6 @@ def customer_merge(
             customers_service.merge_customers(session, target=target, other=duplicate, actor=user)
     except CapeError as exc:
         session.expire_all()
-        context = _customer_context(session, customer_id) | {"merge_error": exc.message, "merge_value": other}
+        context = _customer_context(session, customer_id, user) | {"merge_error": exc.message, "merge_value": other}
         return render(request, "customer.html", context, user=user, status_code=exc.status_code)
     return RedirectResponse(f"/customers/{customer_id}", status_code=303)

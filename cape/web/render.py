@@ -16,8 +16,9 @@ from cape.channels.email.parse import split_quoted
 from cape.i18n import negotiate, translations
 from cape.kit.clock import utcnow
 from cape.kit.html import text_to_html
-from cape.kit.money import format_amount
 from cape.models import User
+from cape.web.formatting import Formatter
+from cape.web.labels import label
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.autoescape = True
@@ -51,18 +52,23 @@ def render(
     """Render a page or fragment in the viewer's language."""
     language = user.language if user else negotiate(request.headers.get("accept-language"))
     catalog = translations(language)
+    fmt = Formatter(language, request.app.state.settings.time_zone)
     page = {
         "request": request,
         "user": user,
         "language": language,
-        "csrf_token": csrf_token(request),
+        # Error pages for failures outside the session middleware have no session (nor a form to post).
+        "csrf_token": csrf_token(request) if "session" in request.scope else "",
         "_": catalog.gettext,
         "ngettext": catalog.ngettext,
         "since": lambda value: _since(value, language),
-        "money": lambda amount, currency: format_amount(amount, currency, locale=language),
+        "money": fmt.money,
+        "when": fmt.when,
+        "amount_input": fmt.amount_input,
         # text_to_html escapes every line before joining them with <br>.
         "text_html": lambda text: Markup(text_to_html(text or "")),  # noqa: S704
         "split_quoted": split_quoted,
+        "label": lambda kind, value: label(catalog.gettext, kind, value),
         "with_inline_images": _with_inline_images,
     }
     page.update(context or {})

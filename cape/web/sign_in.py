@@ -38,6 +38,12 @@ def home():
     return RedirectResponse("/inbox", status_code=303)
 
 
+@router.get("/favicon.ico")
+def favicon():
+    """For clients that ask for the icon at the conventional address."""
+    return RedirectResponse("/static/favicon.svg", status_code=301)
+
+
 @router.get("/login")
 def login_page(request: Request, next: str | None = None):
     return render(request, "login.html", {"next": safe_next(next), "error": None})

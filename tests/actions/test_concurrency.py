@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from cape.actions import connectors, service
+from cape.actions import authority, connectors, service
 from cape.db import create_session_factory, unit_of_work
 from cape.kit.clock import utcnow
 from cape.kit.errors import Conflict
@@ -40,7 +40,7 @@ def _setup(session_factory, *, agents: int, customers: int, policy: dict):
         admin = make_user(session, role=Role.admin)
         users = [make_user(session, role=Role.agent) for _ in range(agents)]
         for user in users:
-            service.set_authority(session, actor=admin, user=user, currency="USD", **policy)
+            authority.set_authority(session, actor=admin, user=user, currency="USD", **policy)
         tokens = [make_token(session, u) for u in users]
         conversations = [make_inbound(session).conversation_id for _ in range(customers)]
         session.commit()

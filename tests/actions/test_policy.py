@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cape.actions import service
+from cape.actions.authority import set_authority
 from cape.actions.policy import (
     DEFAULT_AUTHORITY,
     OVER_CURRENCY,
@@ -105,7 +106,7 @@ def test_within_authority_exactly_when_every_limit_holds(
 
 @pytest.fixture
 def tight(db, alice_agent, carol_admin):
-    service.set_authority(
+    set_authority(
         db, actor=carol_admin.user, user=alice_agent.user, currency="USD",
         per_action={"refund": None}, per_customer_30d=100_00, daily_budget=150_00,
     )  # fmt: skip

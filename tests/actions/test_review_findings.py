@@ -6,9 +6,9 @@ import inspect
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, func, select, text, update
+from sqlalchemy import event, func, select, update
 
-from cape.actions import connectors, service
+from cape.actions import authority, connectors, fulfilment, service
 from cape.actions.connectors import Connector, Outcome
 from cape.db import create_session_factory, unit_of_work
 from cape.kit.clock import utcnow
@@ -21,7 +21,6 @@ from cape.models import (
     AuthorityPolicy,
     Conversation,
     FulfilmentStatus,
-    HeroMoment,
     Role,
     SpendCounter,
 )
@@ -79,7 +78,7 @@ def test_the_approvals_page_shows_why_an_approval_was_refused(
 
 def _capped_agent(db):
     admin, agent = make_user(db, role=Role.admin), make_user(db, role=Role.agent)
-    service.set_authority(
+    authority.set_authority(
         db, actor=admin, user=agent, currency="USD", per_action={t.value: 1000_00 for t in ActionType},
         per_customer_30d=1000_00, daily_budget=None,
     )  # fmt: skip
@@ -155,9 +154,9 @@ def test_two_records_of_one_delivery_give_the_budget_back_once(kind, tmp_path):
             second.commit()
             assert one.fulfilment_status is two.fulfilment_status is FulfilmentStatus.queued
             refusal = Outcome(done=False, error="order already refunded")
-            service.record_fulfilment(first, action=one, outcome=refusal)
+            fulfilment.record_fulfilment(first, action=one, outcome=refusal)
             first.commit()
-            service.record_fulfilment(second, action=two, outcome=refusal)
+            fulfilment.record_fulfilment(second, action=two, outcome=refusal)
             second.commit()
         finally:
             first.close()
@@ -176,10 +175,10 @@ def test_two_records_of_one_delivery_give_the_budget_back_once(kind, tmp_path):
 
 def test_set_authority_needs_exactly_one_of_a_user_or_a_role(db, alice_agent, carol_admin):
     with pytest.raises(InvalidInput):
-        service.set_authority(db, actor=carol_admin.user, currency="USD", per_action={}, per_customer_30d=None,
+        authority.set_authority(db, actor=carol_admin.user, currency="USD", per_action={}, per_customer_30d=None,
                               daily_budget=None)  # fmt: skip
     with pytest.raises(InvalidInput):
-        service.set_authority(db, actor=carol_admin.user, user=alice_agent.user, role=Role.agent, currency="USD",
+        authority.set_authority(db, actor=carol_admin.user, user=alice_agent.user, role=Role.agent, currency="USD",
                               per_action={}, per_customer_30d=None, daily_budget=None)  # fmt: skip
 
 
@@ -220,41 +219,6 @@ def test_huge_authority_limits_are_refused(client, alice_agent, carol_admin):
     assert client.post("/admin/authority", data=form, headers=carol_admin.headers).status_code == 422
 
 
-def test_hero_moment_with_an_unknown_message_is_422(client, conversation, alice_agent, bob_supervisor):
-    response = client.post(
-        f"/api/v1/conversations/{conversation.id}/hero-moments", headers=bob_supervisor.headers,
-        json={"user_id": alice_agent.user.id, "quote": "thanks", "message_id": 987654},
-    )  # fmt: skip
-    assert response.status_code == 422
-
-
-def test_hero_moment_quoting_another_conversations_message_is_422(
-    client, db, conversation, alice_agent, bob_supervisor
-):
-    elsewhere = make_inbound(db, email="someone-else@example.org")
-    db.commit()
-    response = client.post(
-        f"/api/v1/conversations/{conversation.id}/hero-moments", headers=bob_supervisor.headers,
-        json={"user_id": alice_agent.user.id, "quote": "thanks", "message_id": elsewhere.message_id},
-    )  # fmt: skip
-    assert response.status_code == 422
-    own = db.scalar(text("select id from messages where conversation_id = :c").bindparams(c=conversation.id))
-    ok = client.post(
-        f"/api/v1/conversations/{conversation.id}/hero-moments", headers=bob_supervisor.headers,
-        json={"user_id": alice_agent.user.id, "quote": "thanks", "message_id": own},
-    )  # fmt: skip
-    assert ok.status_code == 201 and ok.json()["message_id"] == own
-
-
-def test_nobody_records_praise_for_themself(client, db, conversation, alice_agent):
-    response = client.post(
-        f"/api/v1/conversations/{conversation.id}/hero-moments", headers=alice_agent.headers,
-        json={"user_id": alice_agent.user.id, "quote": "I was great"},
-    )  # fmt: skip
-    assert response.status_code == 403
-    assert db.query(HeroMoment).count() == 0
-
-
 # --- 7. the authority page: off the event loop, one policy query ----------------------------------
 
 
@@ -265,7 +229,7 @@ def test_saving_authority_is_a_sync_handler():
 def test_the_authority_page_loads_policies_in_one_query(client, db, carol_admin):
     for n in range(5):
         user = make_user(db, role=Role.agent)
-        service.set_authority(db, actor=carol_admin.user, user=user, currency="USD", per_action={},
+        authority.set_authority(db, actor=carol_admin.user, user=user, currency="USD", per_action={},
                               per_customer_30d=n, daily_budget=None)  # fmt: skip
     db.commit()
     statements: list[str] = []

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import update
@@ -32,59 +28,6 @@ from tests.fixtures.databases import fresh_database
 from tests.fixtures.factories import make_inbound, make_user
 
 SECRET = "shared-secret"
-
-
-class Store:
-    """A store endpoint that answers each POST with the next scripted behaviour."""
-
-    def __init__(self, script: list[str]):
-        self.script = list(script)
-        self.requests: list[dict] = []
-
-    def handler(self):
-        store = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                return None  # quiet: the test reads what it needs from the requests
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                store.requests.append({"headers": dict(self.headers), "body": body})
-                behaviour = store.script.pop(0) if store.script else "done"
-                if behaviour == "timeout":
-                    time.sleep(1.5)
-                if behaviour in ("500", "timeout"):
-                    self.send_response(500)
-                    self.end_headers()
-                    return
-                answer = {"status": behaviour, "reference": "STORE-42"} if behaviour != "refused" else {
-                    "status": "failed", "error": "order already refunded"}  # fmt: skip
-                payload = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        return Handler
-
-
-@pytest.fixture
-def store_server() -> Iterator[callable]:
-    servers = []
-
-    def start(script: list[str]) -> tuple[Store, str]:
-        store = Store(script)
-        server = ThreadingHTTPServer(("127.0.0.1", 0), store.handler())
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return store, f"http://127.0.0.1:{server.server_address[1]}/cape/actions"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 def connector(url: str, attempts: int = 4) -> WebhookConnector:

@@ -52,7 +52,7 @@ def test_opposite_merges_at_once_never_make_a_cycle(committed):
     with committed() as session:
         a = make_inbound(session, email="a@example.org").customer_id
         b = make_inbound(session, email="b@example.org").customer_id
-        actor_id = make_user(session, role=Role.agent).id
+        actor_id = make_user(session, role=Role.supervisor).id
         session.commit()
     # On PostgreSQL both merges read their customers before either locks them (the race);
     # SQLite runs one writing transaction at a time, so there the second simply waits.

@@ -45,14 +45,14 @@ def test_timeline_spans_conversations_and_channels_in_time_order(client, db, ali
     assert {i["conversation_id"] for i in items} == {first.conversation_id, second.conversation_id}
 
 
-def test_merge_moves_everything_and_leaves_history(client, db, alice_agent):
+def test_merge_moves_everything_and_leaves_history(client, db, alice_agent, bob_supervisor):
     keep = make_inbound(db, email="olivia@example.org", name="Olivia Bennett")
     dup = make_inbound(db, phone="+14155550101", name="O. Bennett")
     db.add(Order(customer_id=dup.customer_id, number="NS-9", currency="USD", total_amount=100, placed_at=utcnow()))
     db.commit()
 
     response = client.post(f"/api/v1/customers/{keep.customer_id}/merge", json={"other_id": dup.customer_id},
-                           headers=alice_agent.headers)  # fmt: skip
+                           headers=bob_supervisor.headers)  # fmt: skip
     assert response.status_code == 200, response.text
     merged = response.json()
     assert {i["value"] for i in merged["identities"]} == {"olivia@example.org", "+14155550101"}
@@ -64,7 +64,7 @@ def test_merge_moves_everything_and_leaves_history(client, db, alice_agent):
     timeline = client.get(f"/api/v1/customers/{keep.customer_id}/timeline", headers=alice_agent.headers).json()
     assert any(i.get("kind") == "customer_merged" for i in timeline["items"])
     activity = db.scalars(select(Activity).where(Activity.kind == "customer_merged")).one()
-    assert activity.actor_user_id == alice_agent.user.id
+    assert activity.actor_user_id == bob_supervisor.user.id
 
     old = client.get(f"/api/v1/customers/{dup.customer_id}", headers=alice_agent.headers).json()
     assert old["merged_into_id"] == keep.customer_id
@@ -75,10 +75,10 @@ def test_merge_moves_everything_and_leaves_history(client, db, alice_agent):
     assert db.scalar(select(Identity.customer_id).where(Identity.value == "+14155550101")) == keep.customer_id
 
 
-def test_merge_refuses_self_repeat_and_unknown(client, db, alice_agent):
+def test_merge_refuses_self_repeat_and_unknown(client, db, bob_supervisor):
     a = make_inbound(db)
     b = make_inbound(db)
-    h = alice_agent.headers
+    h = bob_supervisor.headers
     url = f"/api/v1/customers/{a.customer_id}/merge"
     assert client.post(url, json={"other_id": a.customer_id}, headers=h).status_code == 422
     assert client.post(url, json={"other_id": 999999}, headers=h).status_code == 404

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from cape.auth.service import create_team
 from cape.auth.throttle import CONTACT_BY_ADDRESS
 from cape.conversations.service import get_conversation, update_conversation
-from cape.models import Activity, Conversation, Message, RawSource
+from cape.models import Activity, Conversation, Customer, Message, RawSource
 from cape.web.conversations import HISTORY_PER_PAGE, MESSAGES_PER_PAGE
 from cape.web.customers import CONVERSATIONS_PER_PAGE
 from tests.fixtures.factories import make_inbound
@@ -203,3 +203,23 @@ def test_contact_form_follows_the_browser_language(client):
     assert "Kontakt os" in client.get("/contact", headers={"accept-language": "da-DK,da;q=0.9"}).text
     assert "Contactez-nous" in client.get("/contact", headers={"accept-language": "fr"}).text
     assert "Contact us" in client.get("/contact", headers={"accept-language": "de"}).text
+
+
+def test_the_contact_form_keeps_the_customers_language(client, db):
+    danish = {"accept-language": "da-DK,da;q=0.9"}
+    page = client.get("/contact", headers=danish)
+    assert 'name="language" value="da"' in page.text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    form = {"csrf_token": token, "language": "da", "email": "freja@example.dk", "message": "Hej, hvor er min pakke?"}
+    assert client.post("/contact", data=form, headers=danish).status_code == 200
+    conversation = db.scalars(select(Conversation)).one()
+    assert conversation.language == "da"
+    assert db.get(Customer, conversation.customer_id).language == "da"
+
+
+def test_an_integration_may_say_which_language_the_customer_wrote_in(client, db, alice_agent):
+    body = {"from": {"email": "jean@example.fr"}, "body": "Bonjour", "language": "fr"}
+    created = client.post("/api/v1/messages/inbound", json=body, headers=alice_agent.headers).json()
+    assert db.get(Conversation, created["conversation_id"]).language == "fr"
+    body = {"from": {"email": "x@example.org"}, "body": "Hi", "language": "de"}
+    assert client.post("/api/v1/messages/inbound", json=body, headers=alice_agent.headers).status_code == 422

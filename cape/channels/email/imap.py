@@ -19,9 +19,10 @@ from collections.abc import Iterator
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from cape.channels.email.service import ImapConfig, imap_config, list_email_channels, receive_email
+from cape.channels.email.service import ImapConfig, Security, imap_config, list_email_channels, receive_email
 from cape.config import Settings
 from cape.kit.clock import utcnow
+from cape.kit.tls import client_context, describe_tls_error
 from cape.models import Channel, MailboxState
 
 log = logging.getLogger(__name__)
@@ -36,22 +37,52 @@ class ImapError(Exception):
 
 
 def connect(config: ImapConfig, *, timeout: float = 60) -> imaplib.IMAP4:
-    """A logged-in connection (implicit TLS unless the mailbox is configured without it)."""
-    client = (
-        imaplib.IMAP4_SSL(config.host, config.port, timeout=timeout)
-        if config.ssl
-        else imaplib.IMAP4(config.host, config.port, timeout=timeout)
-    )
+    """A logged-in connection, protected as the mailbox is configured.
+
+    With TLS (implicit or STARTTLS) the server's certificate and host name are verified unless
+    the channel explicitly turns that off; the password is sent only once TLS is up.
+    """
+    client = _open(config, timeout=timeout)
     try:
+        if config.security is Security.starttls:
+            _starttls(client, config)
         client.login(config.user, config.password)
-    except imaplib.IMAP4.error as exc:
-        client.shutdown()
-        raise ImapError(f"login to {config.host} failed: {exc}") from None
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            client.shutdown()
+        if isinstance(exc, imaplib.IMAP4.error):
+            raise ImapError(f"login to {config.host} failed: {exc}") from None
+        raise
     # Servers announce more (MOVE, IDLE...) once logged in than before; imaplib keeps the first list.
     typ, data = client.capability()
     if typ == "OK" and data and data[0]:
         client.capabilities = tuple(data[0].decode("ascii", "replace").upper().split())
     return client
+
+
+def _open(config: ImapConfig, *, timeout: float) -> imaplib.IMAP4:
+    if config.security is not Security.tls:
+        return imaplib.IMAP4(config.host, config.port, timeout=timeout)
+    context = client_context(ca_file=config.ca_file, verify=config.verify_tls)
+    try:
+        return imaplib.IMAP4_SSL(config.host, config.port, ssl_context=context, timeout=timeout)
+    except ssl.SSLError as exc:
+        raise ImapError(f"TLS with {_where(config)} failed, not logging in: {describe_tls_error(exc)}") from None
+
+
+def _starttls(client: imaplib.IMAP4, config: ImapConfig) -> None:
+    """Upgrade to TLS, or refuse to go on: without it the password would cross in clear."""
+    if "STARTTLS" not in client.capabilities:
+        raise ImapError(f"{_where(config)} does not offer STARTTLS, which this mailbox requires; not logging in")
+    context = client_context(ca_file=config.ca_file, verify=config.verify_tls)
+    try:
+        client.starttls(ssl_context=context)
+    except (ssl.SSLError, imaplib.IMAP4.error) as exc:
+        raise ImapError(f"STARTTLS with {_where(config)} failed, not logging in: {describe_tls_error(exc)}") from None
+
+
+def _where(config: ImapConfig) -> str:
+    return f"{config.host}:{config.port}"
 
 
 def poll_mailboxes(

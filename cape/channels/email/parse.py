@@ -79,6 +79,7 @@ class ParsedEmail:
     from_address: str | None = None
     from_name: str | None = None
     to: list[str] = field(default_factory=list)
+    cc: list[str] = field(default_factory=list)
     subject: str | None = None
     date: datetime | None = None
     in_reply_to: list[str] = field(default_factory=list)
@@ -144,6 +145,7 @@ def _read_headers(message: Message, parsed: ParsedEmail, _limit: int) -> None:
         for _, addr in getaddresses([raw_header(message, n) for n in ("To", "Cc", "Delivered-To", "X-Original-To")])
         if "@" in addr
     ]
+    parsed.cc = [addr.lower() for _, addr in getaddresses([raw_header(message, "Cc")]) if "@" in addr]
     parsed.subject = header(message, "Subject") or None
     parsed.in_reply_to = message_ids(raw_header(message, "In-Reply-To"))
     parsed.references = message_ids(raw_header(message, "References"))

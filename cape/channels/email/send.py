@@ -14,12 +14,21 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, selectinload
 
 from cape.channels.email.parse import split_quoted
-from cape.channels.email.service import SmtpConfig, mark_identity_failing, reply_address, smtp_config
+from cape.channels.email.service import (
+    UNKNOWN_SENDER,
+    Security,
+    SmtpConfig,
+    default_relay,
+    mark_identity_failing,
+    reply_address,
+    smtp_config,
+)
+from cape.channels.outbound import record_attempt
 from cape.config import Settings
 from cape.kit.clock import utcnow
 from cape.kit.html import text_to_html
+from cape.kit.tls import client_context, describe_tls_error
 from cape.models import (
-    Activity,
     Channel,
     ChannelKind,
     Conversation,
@@ -34,6 +43,7 @@ from cape.models import (
 MAX_ATTEMPTS = 6
 _QUOTE_LINES = 20
 _REFERENCES = 20
+_THREAD_MESSAGES = 50
 _SYNTHETIC_ID = "@message-id.invalid>"
 
 
@@ -45,12 +55,19 @@ class PermanentFailure(Exception):
         self.refused_address = refused_address
 
 
+class TlsFailure(smtplib.SMTPException):
+    """TLS with the relay was not offered or failed: nothing was sent, not even the password.
+
+    Retried like any temporary failure: the relay may be fixed, or the attacker gone.
+    """
+
+
 @dataclass
 class Outgoing:
     message_id: int
     email: EmailMessage
     sender: str
-    recipient: str
+    recipients: list[str]
     relay: SmtpConfig
 
 
@@ -67,7 +84,11 @@ def prepare_reply(session: Session, *, message: Message) -> None:
 
 
 def build_outgoing(session: Session, *, message_id: int, settings: Settings) -> Outgoing | None:
-    """The email for an outbound message, or None when it needs no sending (already sent)."""
+    """The email for an outbound message, or None when it needs no sending (already sent).
+
+    It goes to the conversation's customer and the participants the agent kept in copy, and
+    nobody else: the quoted history is theirs.
+    """
     message = session.scalar(
         select(Message)
         .where(Message.id == message_id)
@@ -83,18 +104,24 @@ def build_outgoing(session: Session, *, message_id: int, settings: Settings) -> 
             select(Message)
             .where(Message.conversation_id == conversation.id, Message.id != message.id)
             .where(Message.direction != MessageDirection.note)
-            .order_by(Message.created_at, Message.id)
+            .order_by(Message.created_at.desc(), Message.id.desc())
+            .limit(_THREAD_MESSAGES)
         )
-    )
+    )[::-1]
     last_inbound = next((m for m in reversed(thread) if m.direction is MessageDirection.inbound), None)
-    recipient = _recipient(session, customer=customer, last_inbound=last_inbound)
-    relay = smtp_config(channel, settings.resolved_secret_key) or _default_relay(settings)
+    recipient = customer_address(session, conversation=conversation)
+    if recipient is None:
+        raise PermanentFailure("the customer has no email address")
+    cc = [a for a in message.meta.get("cc", []) if a != recipient]
+    relay = smtp_config(channel, settings.resolved_secret_key) or default_relay(settings)
     if relay is None:
         raise PermanentFailure("no SMTP relay is configured for this channel")
 
     email = EmailMessage()
     email["From"] = formataddr((channel.name if channel.name != channel.address else "", channel.address or ""))
     email["To"] = formataddr((customer.name or "", recipient))
+    if cc:
+        email["Cc"] = ", ".join(cc)
     email["Reply-To"] = reply_address(channel, conversation.id, settings.resolved_secret_key)
     email["Subject"] = _reply_subject(conversation.subject)
     email["Date"] = format_datetime(message.created_at)
@@ -111,32 +138,30 @@ def build_outgoing(session: Session, *, message_id: int, settings: Settings) -> 
     text = message.body_text + (f"\n\n-- \n{signature}" if signature else "") + (f"\n\n{quote[0]}" if quote else "")
     email.set_content(text)
     email.add_alternative(_html(message.body_text, signature, quote), subtype="html")
-    return Outgoing(message.id, email, channel.address or "", recipient, relay)
+    return Outgoing(message.id, email, channel.address or "", [recipient, *cc], relay)
 
 
-def _recipient(session: Session, *, customer: Customer, last_inbound: Message | None) -> str:
-    if last_inbound is not None and "@" in str(last_inbound.meta.get("email_from", "")):
-        return last_inbound.meta["email_from"]
-    address = session.scalar(
-        select(Identity.value)
-        .where(Identity.customer_id == customer.id, Identity.kind == IdentityKind.email)
-        .order_by(Identity.failing_reason.is_not(None), Identity.id)
+def customer_address(session: Session, *, conversation: Conversation) -> str | None:
+    """Where the customer is written to: the address they last wrote from in this conversation,
+    else their first working email address."""
+    last_from = session.scalar(
+        select(Message.meta)
+        .where(
+            Message.conversation_id == conversation.id,
+            Message.customer_id == conversation.customer_id,
+            Message.direction == MessageDirection.inbound,
+        )
+        .order_by(Message.created_at.desc(), Message.id.desc())
         .limit(1)
     )
-    if address is None:
-        raise PermanentFailure("the customer has no email address")
-    return address
-
-
-def _default_relay(settings: Settings) -> SmtpConfig | None:
-    if not settings.smtp_relay_host:
-        return None
-    return SmtpConfig(
-        host=settings.smtp_relay_host,
-        port=settings.smtp_relay_port,
-        user=settings.smtp_relay_user,
-        password=settings.smtp_relay_password.get_secret_value(),
-        starttls=settings.smtp_relay_starttls,
+    address = str((last_from or {}).get("email_from") or "")
+    if "@" in address and address != UNKNOWN_SENDER:
+        return address
+    return session.scalar(
+        select(Identity.value)
+        .where(Identity.customer_id == conversation.customer_id, Identity.kind == IdentityKind.email)
+        .order_by(Identity.failing_reason.is_not(None), Identity.id)
+        .limit(1)
     )
 
 
@@ -191,34 +216,62 @@ def stalled_sends(session: Session, *, older_than: timedelta) -> list[int]:
     )
 
 
-def deliver(outgoing: Outgoing, *, timeout: float = 30) -> None:
-    """Hand the email to the relay; SMTP 5xx answers raise PermanentFailure, the rest retry."""
+def deliver(outgoing: Outgoing, *, timeout: float = 30) -> dict[str, tuple[int, bytes]]:
+    """Hand the email to the relay; SMTP 5xx answers raise PermanentFailure, the rest retry.
+
+    With TLS (implicit or STARTTLS, the default) the relay's certificate and host name are
+    verified unless explicitly turned off, and nothing (no login, no message) is sent before
+    TLS is up: a relay that stops offering STARTTLS gets nothing. Returns the recipients the
+    relay refused while accepting the others (copies, usually).
+    """
     relay = outgoing.relay
-    context = ssl.create_default_context()
     try:
-        if relay.ssl:
-            client: smtplib.SMTP = smtplib.SMTP_SSL(relay.host, relay.port, timeout=timeout, context=context)
-        else:
-            client = smtplib.SMTP(relay.host, relay.port, timeout=timeout)
+        client = _connect(relay, timeout=timeout)
         with client:
             client.ehlo()
-            if relay.starttls and not relay.ssl and client.has_extn("starttls"):
-                client.starttls(context=context)
-                client.ehlo()
+            if relay.security is Security.starttls:
+                _starttls(client, relay)
             if relay.user:
                 client.login(relay.user, relay.password)
-            client.send_message(outgoing.email, from_addr=outgoing.sender, to_addrs=[outgoing.recipient])
+            return client.send_message(outgoing.email, from_addr=outgoing.sender, to_addrs=outgoing.recipients)
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _ in exc.recipients.values()]
         if all(500 <= code < 600 for code in codes):
             reason = f"recipient refused: {_describe(exc.recipients)}"
-            raise PermanentFailure(reason, refused_address=outgoing.recipient) from exc
+            customer = outgoing.recipients[0]
+            refused = customer if customer in exc.recipients else None
+            raise PermanentFailure(reason, refused_address=refused) from exc
         raise
     except smtplib.SMTPResponseException as exc:
         if 500 <= exc.smtp_code < 600 and not isinstance(exc, smtplib.SMTPAuthenticationError):
-            refused = outgoing.recipient if isinstance(exc, smtplib.SMTPDataError) else None
+            refused = outgoing.recipients[0] if isinstance(exc, smtplib.SMTPDataError) else None
             raise PermanentFailure(f"{exc.smtp_code} {_text(exc.smtp_error)}", refused_address=refused) from exc
         raise
+
+
+def _connect(relay: SmtpConfig, *, timeout: float) -> smtplib.SMTP:
+    if relay.security is not Security.tls:
+        return smtplib.SMTP(relay.host, relay.port, timeout=timeout)
+    context = client_context(ca_file=relay.ca_file, verify=relay.verify_tls)
+    try:
+        return smtplib.SMTP_SSL(relay.host, relay.port, timeout=timeout, context=context)
+    except ssl.SSLError as exc:
+        raise TlsFailure(f"TLS with {relay.host}:{relay.port} failed, nothing sent: {describe_tls_error(exc)}") from exc
+
+
+def _starttls(client: smtplib.SMTP, relay: SmtpConfig) -> None:
+    """Upgrade to TLS, or stop: a relay that no longer offers it may have someone in the middle."""
+    where = f"{relay.host}:{relay.port}"
+    if not client.has_extn("starttls"):
+        raise TlsFailure(f"{where} does not offer STARTTLS, which this relay requires; nothing sent")
+    context = client_context(ca_file=relay.ca_file, verify=relay.verify_tls)
+    try:
+        client.starttls(context=context)
+    except smtplib.SMTPResponseException as exc:
+        raise TlsFailure(f"{where} refused STARTTLS ({exc.smtp_code} {_text(exc.smtp_error)}); nothing sent") from exc
+    except ssl.SSLError as exc:
+        raise TlsFailure(f"STARTTLS with {where} failed, nothing sent: {describe_tls_error(exc)}") from exc
+    client.ehlo()
 
 
 def _describe(recipients: dict) -> str:
@@ -238,26 +291,7 @@ def record_delivery(
     attempt: int = 1,
     refused_address: str | None = None,
 ) -> None:
-    """Write the outcome of a delivery attempt on the message (and the history, when final)."""
-    message = session.get_one(Message, message_id)
-    conversation = session.get_one(Conversation, message.conversation_id)
-    if error is None:
-        message.delivery_status = DeliveryStatus.sent
-        message.delivery_error = None
-        message.meta = {**message.meta, "sent_at": utcnow().isoformat(), "attempts": attempt}
-        return
-    if not final:
-        message.delivery_error = f"attempt {attempt} of {MAX_ATTEMPTS} failed, retrying: {error}"[:2000]
-        return
-    message.delivery_status = DeliveryStatus.failed
-    message.delivery_error = error[:2000]
-    session.add(
-        Activity(
-            customer_id=conversation.customer_id,
-            conversation_id=conversation.id,
-            kind="delivery_failed",
-            data={"message_id": message.id, "reason": error[:500]},
-        )
-    )
-    if refused_address:
+    """Write the outcome of a delivery attempt; an address the relay refused for good is marked failing."""
+    record_attempt(session, message_id=message_id, error=error, final=final, attempt=attempt, max_attempts=MAX_ATTEMPTS)
+    if error is not None and final and refused_address:
         mark_identity_failing(session, address=refused_address, reason=error)

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
+from cape.audit.service import change_event, record_audit
 from cape.channels.base import InboundAttachment, InboundMessage, Sender
 from cape.channels.email.parse import ParsedEmail, parse_email
 from cape.config import Settings
 from cape.conversations.service import IngestResult, ingest
 from cape.kit.crypto import decrypt_secrets, encrypt_secrets, sign
 from cape.kit.errors import Conflict, InvalidInput, NotFound
+from cape.kit.tls import client_context
+from cape.kit.unique import flush_or_conflict
 from cape.models import (
     Activity,
     Attachment,
@@ -27,11 +33,31 @@ from cape.models import (
     IdentityKind,
     Message,
     MessageDirection,
+    User,
 )
+
+log = logging.getLogger(__name__)
 
 UNKNOWN_SENDER = "unknown-sender@unknown.invalid"
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 _TOKEN = re.compile(r"^c(\d+)-([a-z2-7]{10})$")
+
+
+class Security(StrEnum):
+    """How the connection to a mail server is protected."""
+
+    tls = "tls"  # TLS from the first byte (IMAP 993, SMTP 465)
+    starttls = "starttls"  # upgraded at once; refused, before any login, when the server does not offer it
+    none = "none"  # plain text: only on a network nobody else can reach
+
+
+def _security(*, ssl: bool, starttls: bool) -> Security:
+    return Security.tls if ssl else Security.starttls if starttls else Security.none
+
+
+def security_flags(security: Security) -> dict[str, bool]:
+    """The stored form of a security choice: ``ssl`` and ``starttls`` of ImapConfig and SmtpConfig."""
+    return {"ssl": security is Security.tls, "starttls": security is Security.starttls}
 
 
 @dataclass
@@ -40,10 +66,19 @@ class ImapConfig:
     user: str
     password: str
     port: int = 993
-    ssl: bool = True
+    ssl: bool = True  # implicit TLS; else STARTTLS when ``starttls``, else plain
     folder: str = "INBOX"
     # Where imported mail is moved; empty: it stays in the folder, marked \Seen.
     processed_folder: str = ""
+    starttls: bool = False
+    # Trust only this CA (a private server); empty: the system's CAs.
+    ca_file: str = ""
+    # Off only by an explicit choice, which is warned about on the channel page and at start.
+    verify_tls: bool = True
+
+    @property
+    def security(self) -> Security:
+        return _security(ssl=self.ssl, starttls=self.starttls)
 
 
 @dataclass
@@ -52,8 +87,47 @@ class SmtpConfig:
     port: int = 587
     user: str = ""
     password: str = ""
-    starttls: bool = True
-    ssl: bool = False
+    starttls: bool = True  # required: a relay that does not offer it gets nothing, not even the password
+    ssl: bool = False  # implicit TLS (port 465); wins over ``starttls``
+    ca_file: str = ""
+    verify_tls: bool = True
+
+    @property
+    def security(self) -> Security:
+        return _security(ssl=self.ssl, starttls=self.starttls)
+
+
+@dataclass(frozen=True)
+class TransportWarning:
+    """A mail connection someone in the middle could read: sent in clear, or to an unverified server."""
+
+    protocol: str  # "IMAP" or "SMTP"
+    host: str
+    port: int
+    unencrypted: bool  # else: encrypted, but the server's certificate is not verified
+    default_relay: bool = False
+
+
+def _transport_warning(protocol: str, config: ImapConfig | SmtpConfig, **extra) -> TransportWarning | None:
+    if config.security is Security.none:
+        return TransportWarning(protocol, config.host, config.port, unencrypted=True, **extra)
+    if not config.verify_tls:
+        return TransportWarning(protocol, config.host, config.port, unencrypted=False, **extra)
+    return None
+
+
+def _checked_ca_file(field: str, config: ImapConfig | SmtpConfig) -> str:
+    """The CA file as an absolute path, once it is known to be readable and to be used at all."""
+    if not config.ca_file:
+        return ""
+    if config.security is Security.none or not config.verify_tls:
+        raise InvalidInput(f"{field}_ca_file", "a CA file is only used with TLS and verified certificates")
+    path = str(Path(config.ca_file).expanduser().resolve())
+    try:
+        client_context(ca_file=path)
+    except OSError as exc:
+        raise InvalidInput(f"{field}_ca_file", str(exc)) from None
+    return path
 
 
 def channel_key(address: str) -> str:
@@ -75,19 +149,24 @@ def create_email_channel(
     name: str | None = None,
     imap: ImapConfig | None = None,
     smtp: SmtpConfig | None = None,
+    actor: User | None = None,
+    reason: str | None = None,
 ) -> Channel:
-    """A new email channel; credentials are encrypted with the app secret, never stored in clear."""
+    """A new email channel; credentials are encrypted with the app secret, never stored in clear.
+
+    Audited (``actor`` None: the command line or Cape itself), without the credentials.
+    """
     address = normalize_address(address)
     if session.scalar(select(Channel.id).where(Channel.key == channel_key(address))) is not None:
         raise Conflict(f"an email channel for {address} already exists")
     settings: dict = {}
     secrets: dict[str, str] = {}
     if imap is not None:
-        settings["imap"] = {k: v for k, v in asdict(imap).items() if k != "password"}
-        secrets["imap_password"] = imap.password
+        settings["imap"] = {**asdict(imap), "ca_file": _checked_ca_file("imap", imap)}
+        secrets["imap_password"] = settings["imap"].pop("password")
     if smtp is not None:
-        settings["smtp"] = {k: v for k, v in asdict(smtp).items() if k != "password"}
-        secrets["smtp_password"] = smtp.password
+        settings["smtp"] = {**asdict(smtp), "ca_file": _checked_ca_file("smtp", smtp)}
+        secrets["smtp_password"] = settings["smtp"].pop("password")
     channel = Channel(
         key=channel_key(address),
         kind=ChannelKind.email,
@@ -97,15 +176,93 @@ def create_email_channel(
         secrets_encrypted=encrypt_secrets(app_secret, secrets) if secrets else None,
     )
     session.add(channel)
-    session.flush()
+    flush_or_conflict(session, f"an email channel for {address} already exists")
+    record_audit(session, actor=actor, event="channel.created", subject_type="channel", subject_id=channel.id,
+                 reason=reason, after=channel_snapshot(channel, credentials=sorted(secrets)))  # fmt: skip
     return channel
 
 
-def list_email_channels(session: Session, *, polled_only: bool = False) -> list[Channel]:
-    channels = session.scalars(
-        select(Channel).where(Channel.kind == ChannelKind.email, Channel.is_active.is_(True)).order_by(Channel.id)
-    ).all()
-    return [c for c in channels if not polled_only or "imap" in c.settings]
+def update_email_channel(
+    session: Session, *, channel: Channel, actor: User | None, name: str | None = None, is_active: bool | None = None
+) -> Channel:
+    """Rename a channel, or stop (and resume) taking mail in through it. Audited.
+
+    A deactivated mailbox is no longer polled and its address no longer takes mail from the
+    SMTP listener; its conversations stay, and replies in them still go out.
+    """
+    before = channel_snapshot(channel)
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise InvalidInput("name", "1 to 200 characters")
+        channel.name = name
+    if is_active is not None:
+        channel.is_active = is_active
+    session.flush()
+    after = channel_snapshot(channel)
+    if after != before:
+        record_audit(session, actor=actor, event=change_event("channel", before, after), subject_type="channel",
+                     subject_id=channel.id, before=before, after=after)  # fmt: skip
+    return channel
+
+
+def channel_snapshot(channel: Channel, *, credentials: list[str] | None = None) -> dict:
+    """What the audit log keeps of a channel: its settings, never its credentials (only which are set)."""
+    snapshot = {
+        "key": channel.key, "kind": channel.kind.value, "name": channel.name, "address": channel.address,
+        "is_active": channel.is_active, "settings": channel.settings,
+    }  # fmt: skip
+    if credentials is not None:
+        snapshot["credentials"] = credentials
+    return snapshot
+
+
+def get_email_channel(session: Session, channel_id: int) -> Channel:
+    channel = session.get(Channel, channel_id)
+    if channel is None or channel.kind is not ChannelKind.email:
+        raise NotFound(f"email channel {channel_id} not found")
+    return channel
+
+
+def list_email_channels(
+    session: Session, *, polled_only: bool = False, include_inactive: bool = False
+) -> list[Channel]:
+    query = select(Channel).where(Channel.kind == ChannelKind.email).order_by(Channel.id)
+    if not include_inactive:
+        query = query.where(Channel.is_active.is_(True))
+    return [c for c in session.scalars(query) if not polled_only or "imap" in c.settings]
+
+
+def default_outbound_channel(session: Session) -> Channel | None:
+    """The mailbox that answers conversations which came in without one (contact form, API)."""
+    return session.scalar(
+        select(Channel).where(Channel.is_default_outbound.is_(True), Channel.is_active.is_(True)).limit(1)
+    )
+
+
+def set_default_outbound(
+    session: Session, *, address: str, actor: User | None = None, reason: str | None = None
+) -> Channel:
+    """Make the email channel for ``address`` the default outbound mailbox (the previous one stops being it)."""
+    address = normalize_address(address)
+    channel = session.scalar(select(Channel).where(Channel.key == channel_key(address), Channel.is_active.is_(True)))
+    if channel is None:
+        raise NotFound(f"no active email channel for {address}")
+    previous = session.scalar(select(Channel).where(Channel.is_default_outbound.is_(True)))
+    if previous is channel:
+        return channel
+    if previous is not None:
+        previous.is_default_outbound = False
+        session.flush()  # the partial unique index allows one default at a time
+    channel.is_default_outbound = True
+    # Two admins choosing at once: the partial unique index lets one default win.
+    flush_or_conflict(session, "the default outbound mailbox was changed at the same time; try again")
+    record_audit(
+        session, actor=actor, event="channel.default_outbound_set", subject_type="channel", subject_id=channel.id,
+        reason=reason, before={"channel_id": previous.id, "address": previous.address} if previous else None,
+        after={"channel_id": channel.id, "address": channel.address},
+    )  # fmt: skip
+    return channel
 
 
 def channel_for_recipient(session: Session, recipient: str) -> Channel | None:
@@ -129,6 +286,63 @@ def smtp_config(channel: Channel, app_secret: str) -> SmtpConfig | None:
         return None
     secrets = decrypt_secrets(app_secret, channel.secrets_encrypted)
     return SmtpConfig(**channel.settings["smtp"], password=secrets.get("smtp_password", ""))
+
+
+def stored_servers(channel: Channel) -> tuple[ImapConfig | None, SmtpConfig | None]:
+    """The channel's IMAP server and relay as configured, without their passwords (for display)."""
+    imap = ImapConfig(**channel.settings["imap"], password="") if "imap" in channel.settings else None
+    smtp = SmtpConfig(**channel.settings["smtp"]) if "smtp" in channel.settings else None
+    return imap, smtp
+
+
+def transport_warnings(channel: Channel, *, settings: Settings) -> list[TransportWarning]:
+    """The channel's mail connections that are unencrypted or unverified (its own or the default relay)."""
+    imap, smtp = stored_servers(channel)
+    found = [
+        _transport_warning("IMAP", imap) if imap else None,
+        _transport_warning("SMTP", smtp) if smtp else default_relay_warning(settings),
+    ]
+    return [warning for warning in found if warning is not None]
+
+
+def default_relay(settings: Settings) -> SmtpConfig | None:
+    """The relay of channels that configure none of their own (``CAPE_SMTP_RELAY_*``), if any."""
+    if not settings.smtp_relay_host:
+        return None
+    return SmtpConfig(
+        host=settings.smtp_relay_host,
+        port=settings.smtp_relay_port,
+        user=settings.smtp_relay_user,
+        password=settings.smtp_relay_password.get_secret_value(),
+        starttls=settings.smtp_relay_starttls,
+        ssl=settings.smtp_relay_ssl,
+        ca_file=settings.smtp_relay_ca_file,
+        verify_tls=settings.smtp_relay_verify_tls,
+    )
+
+
+def default_relay_warning(settings: Settings) -> TransportWarning | None:
+    relay = default_relay(settings)
+    return _transport_warning("SMTP", relay, default_relay=True) if relay else None
+
+
+def log_insecure_transports(session_factory: sessionmaker[Session], *, settings: Settings) -> None:
+    """At start (app, worker): warn of every mail connection that can be read in transit.
+
+    Names the channel and the server, never a secret.
+    """
+    try:
+        with session_factory() as session:
+            found = [(channel.address, w) for channel in list_email_channels(session)
+                     for w in transport_warnings(channel, settings=settings) if not w.default_relay]  # fmt: skip
+    except SQLAlchemyError as exc:  # e.g. a database not migrated yet: its own error comes soon enough
+        log.warning("could not check the mail channels' TLS settings (%s)", type(exc).__name__)
+        found = []
+    if (relay := default_relay_warning(settings)) is not None:
+        found.append(("channels without a relay of their own", relay))
+    for whose, warning in found:
+        how = "unencrypted" if warning.unencrypted else "to a server whose certificate is not verified"
+        log.warning("mail of %s travels %s: %s %s:%s", whose, how, warning.protocol, warning.host, warning.port)
 
 
 def reply_address(channel: Channel, conversation_id: int, app_secret: str) -> str:
@@ -262,6 +476,7 @@ def _inbound(
     meta = {
         "email_from": sender_address,
         "email_to": parsed.to[:20],
+        "email_cc": parsed.cc[:20],
         "unparseable": parsed.unparseable,
         "auto_submitted": parsed.auto_submitted,
         "parse_problems": parsed.problems[:20],

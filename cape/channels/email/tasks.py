@@ -7,7 +7,6 @@ import smtplib
 from datetime import timedelta
 
 from huey import crontab
-from sqlalchemy.orm import Session
 
 from cape import jobs
 from cape.channels.email.imap import poll_mailboxes
@@ -16,24 +15,25 @@ from cape.channels.email.send import (
     PermanentFailure,
     build_outgoing,
     deliver,
-    prepare_reply,
     record_delivery,
     stalled_sends,
 )
-from cape.conversations.service import outbound_senders
+from cape.config import Settings
 from cape.db import unit_of_work
-from cape.models import ChannelKind, Message
 
 log = logging.getLogger(__name__)
 
 
-def retry_delay_s(attempt: int) -> int:
-    """Exponential backoff: 30 s, 1 min, 2 min, 4 min, 8 min between attempts."""
-    return 30 * 2 ** (attempt - 1)
+def retry_delay_s(attempt: int, *, backoff_s: float) -> float:
+    """Exponential backoff after ``attempt`` failed: by default 30 s, 1, 2, 4, 8 minutes."""
+    return backoff_s * 2 ** (attempt - 1)
 
 
-# Longer than all retries together (about 16 minutes), so a live retry chain is never doubled.
-STALLED_AFTER = timedelta(minutes=30)
+def stalled_after(settings: Settings) -> timedelta:
+    """When a queued reply's send job counts as lost: 30 minutes, or half as long again as all its
+    retries together (about 16 minutes by default) if longer, so a live retry chain is never doubled."""
+    all_retries_s = sum(retry_delay_s(n, backoff_s=settings.email_retry_backoff_s) for n in range(1, MAX_ATTEMPTS))
+    return max(timedelta(minutes=30), timedelta(seconds=1.5 * all_retries_s))
 
 
 @jobs.huey.task()
@@ -62,20 +62,15 @@ def send_email_task(message_id: int, attempt: int = 1) -> None:
     if error is not None:
         log.warning("email delivery failed", extra={"message_id": message_id, "attempt": attempt, "final": final})
         if not final:
-            send_email_task.schedule((message_id, attempt + 1), delay=retry_delay_s(attempt))
-
-
-def queue_email_reply(session: Session, message: Message) -> None:
-    """Called by ``add_reply`` for replies in email conversations: send once committed."""
-    prepare_reply(session, message=message)
-    jobs.enqueue_after_commit(session, send_email_task, message.id)
+            delay = retry_delay_s(attempt, backoff_s=settings.email_retry_backoff_s)
+            send_email_task.schedule((message_id, attempt + 1), delay=delay)
 
 
 @jobs.huey.periodic_task(crontab(minute="*/10"))
 def resend_stalled_email_task() -> None:
     """Give replies whose send job was lost (a worker killed mid-send) one last attempt."""
     with unit_of_work(jobs.session_factory(), read_only=True) as session:
-        stalled = stalled_sends(session, older_than=STALLED_AFTER)
+        stalled = stalled_sends(session, older_than=stalled_after(jobs.runtime_settings()))
     for message_id in stalled:
         log.warning("resending a stalled email reply", extra={"message_id": message_id})
         send_email_task(message_id, MAX_ATTEMPTS)
@@ -88,6 +83,3 @@ def poll_email_task() -> None:
         for address, imported in poll_mailboxes(jobs.session_factory(), jobs.runtime_settings()):
             if imported:
                 log.info("imported email", extra={"channel": address, "count": imported})
-
-
-outbound_senders[ChannelKind.email] = queue_email_reply

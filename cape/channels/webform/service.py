@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from cape.auth import throttle
 from cape.channels.base import InboundMessage, Sender, builtin_channel
+from cape.config import SUPPORTED_LANGUAGES
 from cape.conversations.service import IngestResult, ingest
 from cape.kit.errors import CapeError, InvalidInput, TooManyAttempts
 from cape.models import ChannelKind
@@ -22,6 +23,8 @@ class ContactForm:
     email: str = ""
     subject: str = ""
     message: str = ""
+    # The language of the page the customer filled in (en, fr, da).
+    language: str | None = None
 
 
 def form_errors(form: ContactForm) -> dict[str, str]:
@@ -49,7 +52,8 @@ def submit_contact_form(session: Session, *, form: ContactForm, client_host: str
     if errors := form_errors(form):
         field, reason = next(iter(errors.items()))
         raise InvalidInput(field, reason)
-    values = {"name": form.name, "email": form.email, "subject": form.subject, "message": form.message}
+    values = {"name": form.name, "email": form.email, "subject": form.subject, "message": form.message,
+              "language": form.language or ""}  # fmt: skip
     inbound = InboundMessage(
         channel=builtin_channel(session, ChannelKind.web),
         sender=Sender(email=form.email.strip(), name=form.name.strip() or None),
@@ -57,6 +61,7 @@ def submit_contact_form(session: Session, *, form: ContactForm, client_host: str
         body_text=form.message.strip(),
         raw=urlencode(values).encode(),
         raw_content_type="application/x-www-form-urlencoded",
+        language=form.language if form.language in SUPPORTED_LANGUAGES else None,
     )
     # Counted in the transaction that checked the limit (ingest commits): parallel posts count too.
     throttle.hit(session, throttle.CONTACT_BY_ADDRESS, address)

@@ -21,10 +21,27 @@
     select(all[Math.max(0, Math.min(all.length - 1, index + step))] || all[0]);
   }
 
+  // Moments are written by the server in the page's language and the deployment's time zone;
+  // here they are shown in the viewer's own time zone, in the same language and style.
+  const STYLES = { date: { dateStyle: "medium" }, time: { timeStyle: "short" }, datetime: { dateStyle: "medium", timeStyle: "short" } };
+  const UNITS = [["year", 31536000], ["month", 2592000], ["week", 604800], ["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
+
+  function relative(at, lang) {
+    const seconds = (at.getTime() - Date.now()) / 1000;
+    const [unit, size] = UNITS.find(([, s]) => Math.abs(seconds) >= s) || UNITS[UNITS.length - 1];
+    return new Intl.RelativeTimeFormat(lang, { numeric: "auto" }).format(Math.round(seconds / size), unit);
+  }
+
   function localTimes(root) {
-    root.querySelectorAll("time[datetime]").forEach((el) => {
+    const lang = document.documentElement.lang || undefined;
+    root.querySelectorAll("time[datetime][data-format]").forEach((el) => {
       const at = new Date(el.getAttribute("datetime"));
-      if (!isNaN(at)) el.textContent = at.toLocaleString(document.documentElement.lang, { dateStyle: "medium", timeStyle: "short" });
+      if (isNaN(at)) return;
+      const style = el.dataset.format;
+      try {
+        el.textContent = style === "relative" ? relative(at, lang) : at.toLocaleString(lang, STYLES[style] || STYLES.datetime);
+        el.title = at.toLocaleString(lang, STYLES.datetime);
+      } catch (_) { /* an old browser keeps the server's text */ }
     });
   }
 

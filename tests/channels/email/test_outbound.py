@@ -191,3 +191,15 @@ def test_a_reply_whose_send_job_was_lost_is_sent_later(
     db.refresh(message)
     assert message.delivery_status is DeliveryStatus.sent
     assert len(sink.received) == 1
+
+
+def test_a_reply_counts_as_stalled_only_once_all_its_retries_could_have_run():
+    from datetime import timedelta
+
+    from cape.channels.email.tasks import stalled_after
+    from cape.config import Settings
+
+    assert stalled_after(Settings(email_retry_backoff_s=30)) == timedelta(minutes=30)  # retries: 15.5 minutes
+    assert stalled_after(Settings(email_retry_backoff_s=0.1)) == timedelta(minutes=30)
+    # Ten-minute backoff: the retries take 310 minutes, so the job counts as lost after 465.
+    assert stalled_after(Settings(email_retry_backoff_s=600)) == timedelta(minutes=465)

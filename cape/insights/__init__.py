@@ -1,0 +1,1 @@
+"""Insights about conversations: hero moments (a customer's thanks, linked to what the agent did)."""
