@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event
 
-from cape.actions.service import stale_deliveries
+from cape.actions.fulfilment import stale_deliveries
 from cape.auth import throttle
 from cape.auth.service import create_team
 from cape.channels.email.send import stalled_sends

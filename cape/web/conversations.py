@@ -99,8 +99,10 @@ def conversation_page(request: Request, conversation_id: IdPath, session: DbSess
 
 
 @router.get("/conversations/{conversation_id}/messages")
-def earlier_messages(request: Request, conversation_id: IdPath, session: DbSession, user: CurrentUser, before: str):
-    """The page of messages before the cursor ``before``, for "show earlier"."""
+def earlier_messages(
+    request: Request, conversation_id: IdPath, session: DbSession, user: CurrentUser, before: str | None = None
+):
+    """The page of messages before the cursor ``before`` (the latest without it), for "show earlier"."""
     conversation = service.get_conversation(session, conversation_id, with_messages=False)
     messages, earlier = service.conversation_messages(
         session, conversation_id=conversation.id, limit=MESSAGES_PER_PAGE, before=before
@@ -114,8 +116,10 @@ def earlier_messages(request: Request, conversation_id: IdPath, session: DbSessi
 
 
 @router.get("/conversations/{conversation_id}/history")
-def earlier_history(request: Request, conversation_id: IdPath, session: DbSession, user: CurrentUser, before: str):
-    """The page of history entries before the cursor ``before``, for "show earlier"."""
+def earlier_history(
+    request: Request, conversation_id: IdPath, session: DbSession, user: CurrentUser, before: str | None = None
+):
+    """The page of history entries before the cursor ``before`` (the latest without it), for "show earlier"."""
     conversation = service.get_conversation(session, conversation_id, with_messages=False)
     activities, earlier = service.conversation_activities(
         session, conversation_id=conversation.id, limit=HISTORY_PER_PAGE, before=before

@@ -44,8 +44,10 @@ def _customer_context(session, customer_id: int, user: User) -> dict:
 
 
 @router.get("/customers/{customer_id}/conversations")
-def older_conversations(request: Request, customer_id: IdPath, session: DbSession, user: CurrentUser, cursor: str):
-    """The customer's next page of conversations, for "older conversations"."""
+def older_conversations(
+    request: Request, customer_id: IdPath, session: DbSession, user: CurrentUser, cursor: str | None = None
+):
+    """The customer's page of conversations after ``cursor`` (the first without it), for "older conversations"."""
     customer = customers_service.get_customer(session, customer_id)
     conversations, older = conversations_service.list_conversations(
         session, customer_id=customer.id, limit=CONVERSATIONS_PER_PAGE, cursor=cursor
