@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -36,44 +38,73 @@ TARGET_RATE = 1000.0
 TARGET_P99_MS = 50.0
 
 
-def client_worker(url: str, token: str, start: int, count: int, run_id: str, out: mp.Queue) -> None:
+def client_worker(url: str, token: str, start: int, count: int, run_id: str, out: mp.Queue, **options) -> None:
     try:
-        out.put(_post_messages(url, token, start, count, run_id))
+        out.put(post_messages(url, token, start, count, run_id, **options))
     except Exception as exc:  # the parent must hear of it, not wait for ever
         out.put(exc)
 
 
-def _post_messages(url: str, token: str, start: int, count: int, run_id: str) -> tuple[list[float], int]:
+def inbound_body(run_id: str, n: int, *, conversation_id: int | None = None) -> str:
+    """Message ``n`` of a run: from one of 5,000 customers, in ``conversation_id`` if given."""
+    body = {
+        "channel": "api",
+        "external_id": f"{run_id}-{n}",
+        "from": {"email": f"customer{n % 5000}@bench.example.org", "name": f"Customer {n % 5000}"},
+        "subject": f"Order question {n}",
+        "body": "Hello, my parcel has not arrived yet. Could you check where it is? Thanks!",
+    }
+    if conversation_id is not None:
+        body["conversation_id"] = conversation_id
+    return json.dumps(body)
+
+
+def post_messages(
+    url: str, token: str, start: int, count: int, run_id: str, *, rate: float | None = None, follow_up: bool = False
+) -> tuple[list[float], int]:
+    """Post messages ``start`` to ``start + count`` on one keep-alive connection: back to back, or
+    ``rate`` a second on a fixed schedule. With ``follow_up``, a customer's later messages continue
+    the conversation their first one opened. Returns each request's latency and the error count."""
     parsed = urlparse(url)
     conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    conversations: dict[int, int] = {}  # customer number -> their conversation
     latencies = []
     errors = 0
+    schedule = time.perf_counter()
     for i in range(start, start + count):
-        body = json.dumps({
-            "channel": "api",
-            "external_id": f"{run_id}-{i}",
-            "from": {"email": f"customer{i % 5000}@bench.example.org", "name": f"Customer {i % 5000}"},
-            "subject": f"Order question {i}",
-            "body": "Hello, my parcel has not arrived yet. Could you check where it is? Thanks!",
-        })  # fmt: skip
+        if rate is not None:
+            schedule += 1 / rate
+            if (wait := schedule - time.perf_counter()) > 0:
+                time.sleep(wait)
+        body = inbound_body(run_id, i, conversation_id=conversations.get(i % 5000) if follow_up else None)
         began = time.perf_counter()
         conn.request("POST", "/api/v1/messages/inbound", body=body, headers=headers)
         response = conn.getresponse()
-        response.read()
+        answer = response.read()
         latencies.append(time.perf_counter() - began)
         if response.status not in (200, 201):
             errors += 1
+        elif follow_up:
+            conversations[i % 5000] = json.loads(answer)["conversation_id"]
     conn.close()
     return latencies, errors
 
 
-def run_load(url: str, token: str, messages: int, clients: int) -> dict:
+def percentile(ordered: list[float], p: float) -> float:
+    """The ``p`` quantile (0 to 1) of sorted seconds, in milliseconds."""
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000 if ordered else float("nan")
+
+
+def run_load(url: str, token: str, messages: int, clients: int, **options) -> dict:
+    """``messages`` posted by ``clients`` processes (``options`` as for ``post_messages``)."""
     run_id = uuid.uuid4().hex[:8]
     queue: mp.Queue = mp.Queue()
     per_client = messages // clients
+    if options.get("rate"):
+        options["rate"] /= clients
     procs = [
-        mp.Process(target=client_worker, args=(url, token, n * per_client, per_client, run_id, queue))
+        mp.Process(target=client_worker, args=(url, token, n * per_client, per_client, run_id, queue), kwargs=options)
         for n in range(clients)
     ]
     began = time.perf_counter()
@@ -87,17 +118,14 @@ def run_load(url: str, token: str, messages: int, clients: int) -> dict:
         raise RuntimeError(f"{len(failed)} client(s) failed: {failed[0]!r}")
     latencies = sorted(lat for lats, _ in results for lat in lats)
     errors = sum(e for _, e in results)
-
-    def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
-
     return {
         "messages": len(latencies),
         "errors": errors,
         "seconds": elapsed,
         "rate": len(latencies) / elapsed,
-        "p50_ms": pct(0.50),
-        "p99_ms": pct(0.99),
+        "p50_ms": percentile(latencies, 0.50),
+        "p95_ms": percentile(latencies, 0.95),
+        "p99_ms": percentile(latencies, 0.99),
         "mean_ms": statistics.fmean(latencies) * 1000,
     }
 
@@ -147,6 +175,37 @@ def machine_reference_ms() -> float:
     return best * 1000
 
 
+def print_reference() -> None:
+    """The machine reference figure and the load average, printed before any figures."""
+    print(f"machine reference: {machine_reference_ms():.0f} ms (a fixed Python workload; lower is faster)")
+    print("load average before: " + " ".join(f"{n:.2f}" for n in os.getloadavg()) + " (1, 5, 15 min)")
+
+
+@contextmanager
+def served(kind: str, workers: int, postgres_dsn: str) -> Iterator[tuple[str, str]]:
+    """(url, admin token) of a Cape started here on a fresh ``kind`` database, stopped afterwards."""
+    data_dir = Path(tempfile.mkdtemp(prefix=f"cape-bench-{kind}-"))
+    database_url = None
+    db_name = f"cape_bench_{uuid.uuid4().hex[:8]}"
+    if kind == "postgresql":
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{db_name}"')
+        database_url = postgres_dsn.rsplit("/", 1)[0] + "/" + db_name
+    port = 18000 + os.getpid() % 1000
+    server = None
+    try:
+        server = start_server(database_url, data_dir, port, workers)
+        yield f"http://127.0.0.1:{port}", make_token(database_url, data_dir)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=20)
+        shutil.rmtree(data_dir, ignore_errors=True)
+        if kind == "postgresql":
+            with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+
+
 def report(label: str, result: dict) -> None:
     print(
         f"{label:<28} {result['messages']:>6} msgs  {result['rate']:>8.0f} msg/s  "
@@ -168,34 +227,16 @@ def main() -> None:
     parser.add_argument("--postgres-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
 
-    print(f"machine reference: {machine_reference_ms():.0f} ms (a fixed Python workload; lower is faster)")
+    print_reference()
     if args.url:
         report("given server", run_load(args.url, args.token, args.messages, args.clients))
         return
 
     for kind in args.databases.split(","):
-        data_dir = Path(tempfile.mkdtemp(prefix=f"cape-bench-{kind}-"))
-        database_url = None
-        db_name = f"cape_bench_{uuid.uuid4().hex[:8]}"
-        if kind == "postgresql":
-            with psycopg.connect(args.postgres_dsn, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{db_name}"')
-            database_url = args.postgres_dsn.rsplit("/", 1)[0] + "/" + db_name
-        port = 18000 + os.getpid() % 1000
-        server = start_server(database_url, data_dir, port, args.workers)
-        try:
-            token = make_token(database_url, data_dir)
-            url = f"http://127.0.0.1:{port}"
+        with served(kind, args.workers, args.postgres_dsn) as (url, token):
             run_load(url, token, min(1000, args.messages), args.clients)  # warm-up
             label = f"{kind} ({args.workers} worker{'s' if args.workers > 1 else ''}, {args.clients} clients)"
             report(label, run_load(url, token, args.messages, args.clients))
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
-            shutil.rmtree(data_dir, ignore_errors=True)
-            if kind == "postgresql":
-                with psycopg.connect(args.postgres_dsn, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -1,24 +1,30 @@
-"""Engine and sessions. The request or job boundary commits or rolls back here, and only here."""
+"""Engine and sessions. The request or job boundary commits or rolls back here, and only here.
+
+A session may be opened read-only (``mark_read_only``), before its first statement: page loads, API
+reads, exports and scans that only look. On SQLite its transactions then run beside the writer
+instead of waiting for the write turn (cape.kit.sqlite_turn); on both databases a write in it is
+refused with ``WriteInReadOnlySession``, so a GET that writes by accident fails in tests rather
+than queueing behind writers in production. Work that must write from a read-only request (an
+API token's last use) opens a short write session of its own.
+"""
 
 from __future__ import annotations
 
-import fcntl
-import os
-import sqlite3
-import threading
-import time
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cape.config import Settings
-from cape.kit.errors import DatabaseBusy
+from cape.kit import sqlite_turn
 
-_WRITE_TURN_TIMEOUT_S = 30
+# In a session's info: its transactions only read.
+READ_ONLY = "cape.read_only"
+
+
+class WriteInReadOnlySession(RuntimeError):
+    """A write was attempted in a session opened read-only: a bug in the code that tried it."""
 
 
 def create_db_engine(settings: Settings) -> Engine:
@@ -44,6 +50,7 @@ def _configure_sqlite(engine: Engine) -> None:
         # Let SQLAlchemy, not pysqlite, decide when transactions begin (SAVEPOINT support).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # Readers see the last commit and never wait for the writer.
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -53,181 +60,55 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.close()
 
-    # One writer at a time, queued in Python. Every transaction takes SQLite's write lock up
-    # front (BEGIN IMMEDIATE: a deferred transaction that reads and then writes fails with
-    # SQLITE_BUSY_SNAPSHOT when another writer committed in between, which no timeout can
-    # retry). Threads that find the lock taken would otherwise wait in SQLite's busy handler,
-    # which sleeps in steps of up to 100 ms; a mutex wakes the next writer the moment the
-    # previous one commits. Other processes (web workers, the CLI) and other engines on the
-    # same file queue on a file lock beside it, polled in steps of at most 2 ms.
-    write_turn = WriteTurn(_FileWriteLock.beside(engine))
-    _WRITE_TURNS[engine] = write_turn
-    holders: dict[int, bool] = {}  # connections in a transaction: whether they took the turn
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn):
-        took_turn = write_turn.take(_WRITE_TURN_TIMEOUT_S)
-        try:
-            # Straight to the driver: this runs for every transaction, and through
-            # exec_driver_sql it cost as much as the rest of a small transaction.
-            conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
-        except BaseException as exc:
-            if took_turn:
-                write_turn.give_back()
-            if isinstance(exc, sqlite3.Error):
-                raise DBAPIError.instance("BEGIN IMMEDIATE", (), exc, sqlite3.Error) from exc
-            raise
-        holders[id(conn.connection.dbapi_connection)] = took_turn
-
-    dialect = engine.dialect
-    original_commit, original_rollback = dialect.do_commit, dialect.do_rollback
-
-    def _release(connection) -> None:
-        # Called with the pool's proxy or the raw sqlite3 connection, depending on the caller.
-        key = id(getattr(connection, "dbapi_connection", connection))
-        if holders.pop(key, False):
-            write_turn.give_back()
-
-    def do_commit(dbapi_connection) -> None:
-        try:
-            original_commit(dbapi_connection)
-        finally:
-            _release(dbapi_connection)
-
-    def do_rollback(dbapi_connection) -> None:
-        try:
-            original_rollback(dbapi_connection)
-        finally:
-            _release(dbapi_connection)
-
-    # After the commit or rollback has happened, not before: the next writer must not find
-    # SQLite's lock still held and fall back into the busy handler.
-    dialect.do_commit = do_commit  # type: ignore[method-assign]
-    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+    sqlite_turn.install(engine)
 
 
-class WriteTurn:
-    """The right to write to a SQLite database: a mutex for this process's threads, then a file
-    lock for other processes and engines on the same file.
+class CapeSession(Session):
+    """A session whose transactions, once it is marked read-only, begin on the engine's reader."""
 
-    Each transaction takes it at BEGIN and gives it back at COMMIT or ROLLBACK, which may
-    happen on another thread. A thread may also hold it across several transactions (``held``),
-    having taken it without waiting (``try_reserve``) or had another thread wait for it
-    (``wait``); its transactions then run in that turn.
-    """
-
-    def __init__(self, file_lock: _FileWriteLock | None) -> None:
-        self._lock = threading.Lock()
-        self._file_lock = file_lock
-        self._held_by: int | None = None
-
-    def take(self, timeout: float) -> bool:
-        """Wait for the turn; False when this thread already holds it (``held``)."""
-        if self._held_by == threading.get_ident():
-            return False
-        deadline = time.monotonic() + timeout
-        if not self._lock.acquire(timeout=timeout):
-            raise DatabaseBusy("the database stayed busy; try again")
-        if self._file_lock is not None and not self._file_lock.acquire(deadline):
-            self._lock.release()
-            raise DatabaseBusy("the database stayed busy; try again")
-        return True
-
-    def give_back(self) -> None:
-        if self._file_lock is not None:
-            self._file_lock.release()
-        self._lock.release()
-
-    def wait(self, timeout: float) -> None:
-        """Block until the turn is free and take it, to hand to a thread that will hold it.
-
-        The file lock is waited for in the kernel, not polled: the moment another process lets
-        go, this returns. ``timeout`` bounds the wait for this process's other threads only.
-        """
-        if not self._lock.acquire(timeout=timeout):
-            raise DatabaseBusy("the database stayed busy; try again")
-        if self._file_lock is not None:
-            try:
-                self._file_lock.acquire_waiting()
-            except BaseException:
-                self._lock.release()
-                raise
-
-    @contextmanager
-    def try_reserve(self) -> Iterator[bool]:
-        """Hold the turn for this block if it is free now; yields whether it was."""
-        if not self._lock.acquire(blocking=False):
-            yield False
-            return
-        if self._file_lock is not None and not self._file_lock.acquire(deadline=0.0):
-            self._lock.release()
-            yield False
-            return
-        with self.held():
-            yield True
-
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        """This thread holds the turn already taken for it, for this block, then gives it back."""
-        self._held_by = threading.get_ident()
-        try:
-            yield
-        finally:
-            self._held_by = None
-            self.give_back()
-
-
-_WRITE_TURNS: weakref.WeakKeyDictionary[Engine, WriteTurn] = weakref.WeakKeyDictionary()
-
-
-def write_turn(engine: Engine) -> WriteTurn | None:
-    """The in-process write turn of a SQLite engine; None for PostgreSQL."""
-    return _WRITE_TURNS.get(engine)
-
-
-class _FileWriteLock:
-    """An exclusive lock on a file beside the database, for writers in other processes."""
-
-    def __init__(self, path: str):
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-
-    @classmethod
-    def beside(cls, engine: Engine) -> _FileWriteLock | None:
-        database = engine.url.database
-        if not database or database == ":memory:" or database.startswith("file:"):
-            return None
-        lock = cls(database + "-writer.lock")
-        weakref.finalize(engine, os.close, lock._fd)
-        return lock
-
-    def acquire(self, deadline: float) -> bool:
-        delay = 0.0002
-        while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(delay)
-                delay = min(delay * 2, 0.002)
-
-    def acquire_waiting(self) -> None:
-        """Wait for the lock in the kernel, however long another process holds it."""
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-
-    def release(self) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
+    def get_bind(self, mapper=None, **kw):
+        bind = super().get_bind(mapper, **kw)
+        if self.info.get(READ_ONLY) and isinstance(bind, Engine):
+            return sqlite_turn.reader(bind)
+        return bind
 
 
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+    return sessionmaker(bind=engine, class_=CapeSession, expire_on_commit=False, autoflush=True)
+
+
+def mark_read_only(session: Session) -> Session:
+    """Mark a new session read-only, before its first statement; returns it."""
+    if session.in_transaction():
+        raise RuntimeError("a session is made read-only before its first statement")
+    session.info[READ_ONLY] = True
+    return session
+
+
+def is_read_only(session: Session) -> bool:
+    return bool(session.info.get(READ_ONLY))
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_flush(session: Session, _flush_context, _instances) -> None:
+    if session.info.get(READ_ONLY) and (session.new or session.deleted or session.dirty):
+        changed = next(iter(session.new or session.deleted or session.dirty))
+        raise WriteInReadOnlySession(f"a change to {type(changed).__name__} in a read-only session")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_statement(state) -> None:
+    if state.session.info.get(READ_ONLY) and (state.is_insert or state.is_update or state.is_delete):
+        raise WriteInReadOnlySession(f"a write in a read-only session: {state.statement}")
 
 
 @contextmanager
-def unit_of_work(session_factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session that commits once at the end, or rolls back once on error."""
+def unit_of_work(session_factory: sessionmaker[Session], *, read_only: bool = False) -> Iterator[Session]:
+    """A session that commits once at the end, or rolls back once on error; ``read_only`` for work
+    that only looks (see the module's docstring)."""
     session = session_factory()
+    if read_only:
+        mark_read_only(session)
     try:
         yield session
         session.commit()

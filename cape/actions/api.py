@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
 
 from cape.actions import authority, exports, reporting, service
 from cape.actions.policy import Authority
@@ -22,6 +24,7 @@ from cape.actions.schemas import (
 from cape.auth import service as auth_service
 from cape.auth.deps import Admin, CurrentUser, DbSession, Supervisor
 from cape.conversations import service as conversations_service
+from cape.db import unit_of_work
 from cape.kit.clock import utcnow
 from cape.kit.validation import MAX_ID, IdPath
 from cape.models import ActionStatus, ActionType, Role
@@ -95,21 +98,30 @@ def reverse(action_id: IdPath, body: ReverseIn, session: DbSession, user: Curren
 
 
 @router.get("/audit.csv")
-def audit_csv(session: DbSession, user: Supervisor):
+def audit_csv(request: Request, user: Supervisor):
     """The append-only audit log: actions, decisions, authority, users, teams, channels, merges."""
-    return _csv_response(exports.audit_csv(session), "cape-audit.csv")
+    return _csv_response(request, exports.audit_csv, "cape-audit.csv")
 
 
 @router.get("/ledger.csv")
-def ledger_csv(session: DbSession, user: Supervisor):
+def ledger_csv(request: Request, user: Supervisor):
     """The built-in connector's ledger (refunds, credits, codes, gestures) for finance."""
-    return _csv_response(exports.ledger_csv(session), "cape-ledger.csv")
+    return _csv_response(request, exports.ledger_csv, "cape-ledger.csv")
 
 
-def _csv_response(chunks, filename: str) -> StreamingResponse:
-    rows = list(chunks)  # read inside the request's session, which closes before the body is sent
+def _csv_response(request: Request, export: Callable[[Session], Iterator[str]], filename: str) -> StreamingResponse:
+    """Stream an export as it is read, in a read-only session of its own (the request's closes before
+    the body is sent), one short transaction per chunk: a slow download keeps none open."""
+    session_factory = request.app.state.session_factory
+
+    def chunks() -> Iterator[str]:
+        with unit_of_work(session_factory, read_only=True) as session:
+            for chunk in export(session):
+                session.commit()
+                yield chunk
+
     return StreamingResponse(
-        iter(rows), media_type="text/csv; charset=utf-8",
+        chunks(), media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )  # fmt: skip
 

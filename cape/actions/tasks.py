@@ -39,7 +39,7 @@ def deliver_action(action_id: int) -> None:
 @jobs.huey.periodic_task(crontab(minute="*/5"))
 def redeliver_stale_actions() -> int:
     """Send again what a crashed or restarted worker left queued (the store dedups on the key)."""
-    with jobs.job_session() as session:
+    with jobs.job_session(read_only=True) as session:
         # Still queued this long (CAPE_ACTIONS_REDELIVER_AFTER_S, 10 minutes by default) after it
         # was executed: lost with a worker stopped mid-way, or the store gave no clear answer.
         older_than = utcnow() - timedelta(seconds=jobs.runtime_settings().actions_redeliver_after_s)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
-from sqlalchemy.orm import Session
+from fastapi import BackgroundTasks, Depends, Request
+from sqlalchemy.orm import Session, sessionmaker
 
-from cape.auth.service import user_for_token, user_id_for_web_session
-from cape.kit.errors import Forbidden, NotAuthenticated
+from cape.auth.service import note_token_use, token_caller, user_id_for_web_session
+from cape.db import is_read_only, mark_read_only, unit_of_work
+from cape.kit.errors import DatabaseBusy, Forbidden, NotAuthenticated
 from cape.models import Role, User
+
+log = logging.getLogger(__name__)
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CSRF_HEADER = "X-CSRF-Token"
@@ -22,8 +26,14 @@ SESSION_KEY = "sid"  # in the signed cookie: the key of the browser's sign-in (a
 
 
 def _session(request: Request) -> Iterator[Session]:
-    """One session per request: committed once when the handler returns, else rolled back."""
+    """One session per request: committed once when the handler returns, else rolled back.
+
+    Read-only for GET and HEAD: on SQLite, page loads and API reads then run beside the writer
+    instead of waiting for ingestion's write turn (cape.db).
+    """
     session = request.app.state.session_factory()
+    if request.method in SAFE_METHODS:
+        mark_read_only(session)
     try:
         yield session
         session.commit()
@@ -72,20 +82,26 @@ async def _cookie_csrf_first(request: Request) -> None:
         await check_csrf(request)
 
 
-def _authenticate(request: Request, session: DbSession, _csrf: Annotated[None, Depends(_cookie_csrf_first)]) -> User:
+def _authenticate(
+    request: Request, session: DbSession, background: BackgroundTasks,
+    _csrf: Annotated[None, Depends(_cookie_csrf_first)],
+) -> User:  # fmt: skip
     # Sync on purpose: it queries the database, which must never happen on the event loop
     # (a blocked loop cannot finish the request that holds SQLite's write lock).
     auth = request.headers.get("authorization")
     if auth:
         scheme, _, token = auth.partition(" ")
-        user = user_for_token(session, token.strip()) if scheme.lower() == "bearer" else None
-        if user is None:
+        caller = token_caller(session, token.strip()) if scheme.lower() == "bearer" else None
+        if caller is None:
             raise NotAuthenticated("invalid or revoked API token")
+        if caller.use_unnoted:
+            if is_read_only(session):  # noted in a write of its own, once the response is sent
+                background.add_task(_note_token_use, request.app.state.session_factory, caller.token_id)
+            else:
+                note_token_use(session, token_id=caller.token_id)
         request.state.authenticated_by = "token"
+        user = session.get_one(User, caller.user_id)
         request.state.viewer = Viewer.of(user)
-        # End the lookup's transaction now (it may have noted the token's last use): on SQLite
-        # every transaction holds the one write lock, which the handler should not inherit.
-        session.commit()
         return user
     key = request.session.get(SESSION_KEY)
     if isinstance(key, str):
@@ -98,6 +114,14 @@ def _authenticate(request: Request, session: DbSession, _csrf: Annotated[None, D
     if key is not None:
         request.session.clear()  # signed out elsewhere, or deactivated
     raise NotAuthenticated("sign in, or send an API token as 'Authorization: Bearer <token>'")
+
+
+def _note_token_use(session_factory: sessionmaker[Session], token_id: int) -> None:
+    try:
+        with unit_of_work(session_factory) as session:
+            note_token_use(session, token_id=token_id)
+    except DatabaseBusy:  # a later request notes it; the time of last use is a hint, not a record
+        log.warning("the API token's last use could not be noted: the database stayed busy")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, or_, select, update
@@ -175,11 +176,20 @@ def create_api_token(session: Session, *, user: User, name: str = "") -> tuple[A
 _CALLER_BY_HASH = """SELECT api_tokens.id, api_tokens.last_used_at, users.id, users.is_active
     FROM api_tokens JOIN users ON users.id = api_tokens.user_id
     WHERE api_tokens.token_hash = :token_hash AND api_tokens.revoked_at IS NULL"""
-_NOTE_LAST_USE = "UPDATE api_tokens SET last_used_at = :now WHERE id = :token_id"
+# Conditional: of requests that found the same stale time, the first one notes it.
+_NOTE_LAST_USE = """UPDATE api_tokens SET last_used_at = :now
+    WHERE id = :token_id AND (last_used_at IS NULL OR last_used_at < :stale_before)"""
 
 
-def user_id_for_token(session: Session, plain: str) -> int | None:
-    """The id of the active user behind a bearer token, or None."""
+@dataclass(frozen=True)
+class TokenCaller:
+    user_id: int
+    token_id: int
+    use_unnoted: bool  # the token's last use is older than is worth noting (``note_token_use``)
+
+
+def token_caller(session: Session, plain: str) -> TokenCaller | None:
+    """Who calls with this bearer token (an active user), or None; only reads."""
     if not plain.startswith(TOKEN_PREFIX):
         return None
     raw = RawSql.of(session)
@@ -189,18 +199,29 @@ def user_id_for_token(session: Session, plain: str) -> int | None:
     token_id, last_used_at, user_id, is_active = row
     if not is_active:
         return None
-    now = utcnow()
     # Recording every use would turn each API read into a write; minutes are enough.
     last_used_at = raw.read_datetime(last_used_at)
-    if last_used_at is None or now - last_used_at > _LAST_USED_RESOLUTION:
-        raw.execute(_NOTE_LAST_USE, {"now": raw.datetime(now), "token_id": token_id})
-    return user_id
+    return TokenCaller(user_id, token_id, last_used_at is None or utcnow() - last_used_at > _LAST_USED_RESOLUTION)
 
 
-def user_for_token(session: Session, plain: str) -> User | None:
-    """The active user behind a bearer token, or None."""
-    user_id = user_id_for_token(session, plain)
-    return None if user_id is None else session.get(User, user_id)
+def note_token_use(session: Session, *, token_id: int) -> None:
+    """Record that a token was used now (unless a request did within the last few minutes)."""
+    raw = RawSql.of(session)
+    now = utcnow()
+    raw.execute(
+        _NOTE_LAST_USE,
+        {"now": raw.datetime(now), "token_id": token_id, "stale_before": raw.datetime(now - _LAST_USED_RESOLUTION)},
+    )
+
+
+def user_id_for_token(session: Session, plain: str) -> int | None:
+    """The id of the active user behind a bearer token, or None; notes the token's use."""
+    caller = token_caller(session, plain)
+    if caller is None:
+        return None
+    if caller.use_unnoted:
+        note_token_use(session, token_id=caller.token_id)
+    return caller.user_id
 
 
 def active_user_id(session: Session, *, token: str | None = None, session_key: str | None = None) -> int:
@@ -222,6 +243,13 @@ def list_teams(session: Session) -> list[tuple[Team, list[int]]]:
     for row in session.execute(select(TeamMember.team_id, TeamMember.user_id).order_by(TeamMember.user_id)):
         members[row.team_id].append(row.user_id)
     return [(team, members[team.id]) for team in teams]
+
+
+def user_teams(session: Session, *, user_id: int) -> list[Team]:
+    """The active teams a user belongs to, by name."""
+    query = select(Team).join(TeamMember, TeamMember.team_id == Team.id)
+    query = query.where(TeamMember.user_id == user_id, Team.is_active)
+    return list(session.scalars(query.order_by(Team.name, Team.id)))
 
 
 def get_team(session: Session, team_id: int) -> Team:

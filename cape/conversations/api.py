@@ -89,13 +89,15 @@ def list_conversations(
     user: CurrentUser,
     status: ConversationStatus | None = None,
     assignee_id: IdQuery = None,
+    team_id: IdQuery = None,
     customer_id: IdQuery = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     cursor: str | None = None,
 ):
     rows, next_cursor = service.list_conversations(
-        session, status=status, assignee_id=assignee_id, customer_id=customer_id, limit=limit, cursor=cursor
-    )
+        session, status=status, assignee_id=assignee_id, team_id=team_id, customer_id=customer_id, limit=limit,
+        cursor=cursor,
+    )  # fmt: skip
     return ConversationPage(items=[conversation_out(c) for c in rows], next_cursor=next_cursor)
 
 

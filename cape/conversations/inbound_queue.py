@@ -34,8 +34,8 @@ from sqlalchemy.orm import Session
 
 from cape.channels.base import InboundMessage
 from cape.conversations.service import IngestResult, ingest_many, is_transient
-from cape.db import WriteTurn, write_turn
 from cape.kit.errors import CapeError, DatabaseBusy
+from cape.kit.sqlite_turn import WriteTurn, write_turn
 
 log = logging.getLogger(__name__)
 

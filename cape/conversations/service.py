@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cape import events
@@ -22,7 +22,7 @@ from cape.customers.service import resolve_customer_id
 from cape.kit.clock import utcnow
 from cape.kit.errors import CapeError, Conflict, InvalidInput, NotFound
 from cape.kit.html import sanitize_html
-from cape.kit.pagination import decode_cursor, encode_cursor
+from cape.kit.pagination import newest_first
 from cape.kit.rawsql import RawSql, in_list
 from cape.models import (
     Activity,
@@ -358,10 +358,11 @@ def _record(
 
 
 def _inbox_options():
+    # Joined in the same statement (each is one row): a statement of its own costs more Python.
     return (
-        selectinload(Conversation.customer),
-        selectinload(Conversation.channel),
-        selectinload(Conversation.assignee),
+        joinedload(Conversation.customer, innerjoin=True),
+        joinedload(Conversation.channel, innerjoin=True),
+        joinedload(Conversation.assignee),
         selectinload(Conversation.tags),
     )
 
@@ -372,11 +373,16 @@ def list_conversations(
     status: ConversationStatus | None = None,
     assignee_id: int | None = None,
     unassigned: bool = False,
+    team_id: int | None = None,
     customer_id: int | None = None,
     limit: int = 25,
     cursor: str | None = None,
 ) -> tuple[list[Conversation], str | None]:
-    """One page of conversations, newest activity first, with a cursor for the next page."""
+    """One page of conversations, newest activity first, with a cursor for the next page.
+
+    Each filter, with or without a status, has an index that yields the rows in this order
+    (the models' ``Conversation.__table_args__``), so a page reads only its own rows.
+    """
     query = select(Conversation).options(*_inbox_options())
     if status is not None:
         query = query.where(Conversation.status == status)
@@ -384,31 +390,34 @@ def list_conversations(
         query = query.where(Conversation.assignee_id == assignee_id)
     if unassigned:
         query = query.where(Conversation.assignee_id.is_(None))
+    if team_id is not None:
+        query = query.where(Conversation.team_id == team_id)
     if customer_id is not None:
         query = query.where(Conversation.customer_id == customer_id)
-    if cursor:
-        at, last_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                Conversation.last_activity_at < at,
-                and_(Conversation.last_activity_at == at, Conversation.id < last_id),
-            )
-        )
-    query = query.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(limit + 1)
-    rows = list(session.scalars(query))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].last_activity_at, rows[-1].id)
-    return rows, next_cursor
+    page = newest_first(
+        session, query, at=Conversation.last_activity_at, row_id=Conversation.id, limit=limit, cursor=cursor
+    )
+    return page.rows, page.next_cursor
+
+
+def recent_conversations(session: Session, *, customer_id: int, limit: int) -> list:
+    """(id, subject, status) of a customer's latest conversations, newest activity first: for a
+    list of links, without loading the conversations themselves."""
+    query = (
+        select(Conversation.id, Conversation.subject, Conversation.status)
+        .where(Conversation.customer_id == customer_id)
+        .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+        .limit(limit)
+    )
+    return list(session.execute(query))
 
 
 def get_conversation(session: Session, conversation_id: int, *, with_messages: bool = True) -> Conversation:
-    """A conversation with its customer, channel, assignee, tags and (optionally) messages."""
+    """A conversation with its customer, channel, assignee, tags and (optionally) every message."""
     options = list(_inbox_options())
     if with_messages:
         messages = selectinload(Conversation.messages)
-        options += [messages.selectinload(Message.author_user), messages.selectinload(Message.channel)]
+        options += [messages.joinedload(Message.author_user), messages.joinedload(Message.channel, innerjoin=True)]
     conversation = session.scalar(select(Conversation).where(Conversation.id == conversation_id).options(*options))
     if conversation is None:
         raise NotFound(f"conversation {conversation_id} not found")
@@ -420,22 +429,42 @@ def get_message(session: Session, message_id: int) -> tuple[Message, Conversatio
     message = session.scalar(
         select(Message)
         .where(Message.id == message_id)
-        .options(selectinload(Message.channel), selectinload(Message.author_user))
+        .options(joinedload(Message.channel, innerjoin=True), joinedload(Message.author_user))
     )
     if message is None:
         raise NotFound(f"message {message_id} not found")
     return message, get_conversation(session, message.conversation_id, with_messages=False)
 
 
-def conversation_activities(session: Session, *, conversation: Conversation) -> list[Activity]:
-    return list(
-        session.scalars(
-            select(Activity)
-            .where(Activity.conversation_id == conversation.id)
-            .options(selectinload(Activity.actor))
-            .order_by(Activity.created_at, Activity.id)
-        )
+def conversation_messages(
+    session: Session, *, conversation_id: int, limit: int, before: str | None = None
+) -> tuple[list[Message], str | None]:
+    """The latest ``limit`` messages of a conversation (before the cursor ``before``), oldest first,
+    and the cursor of the earlier ones (None when there are none)."""
+    query = (
+        select(Message)
+        .where(Message.conversation_id == conversation_id)
+        .options(joinedload(Message.author_user), joinedload(Message.channel, innerjoin=True))
     )
+    page = newest_first(session, query, at=Message.created_at, row_id=Message.id, limit=limit, cursor=before)
+    return page.rows[::-1], page.next_cursor
+
+
+def last_inbound_message(session: Session, *, conversation_id: int) -> Message | None:
+    """The customer's latest message in a conversation."""
+    query = select(Message).where(
+        Message.conversation_id == conversation_id, Message.direction == MessageDirection.inbound
+    )
+    return session.scalars(query.order_by(Message.created_at.desc(), Message.id.desc()).limit(1)).first()
+
+
+def conversation_activities(
+    session: Session, *, conversation_id: int, limit: int, before: str | None = None
+) -> tuple[list[Activity], str | None]:
+    """The latest ``limit`` history entries of a conversation, as ``conversation_messages``."""
+    query = select(Activity).where(Activity.conversation_id == conversation_id).options(joinedload(Activity.actor))
+    page = newest_first(session, query, at=Activity.created_at, row_id=Activity.id, limit=limit, cursor=before)
+    return page.rows[::-1], page.next_cursor
 
 
 def get_raw_source(session: Session, *, message_id: int) -> RawSource:

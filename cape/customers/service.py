@@ -8,7 +8,7 @@ from datetime import datetime
 
 import phonenumbers
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from cape.audit.service import record_audit
 from cape.channels.base import Sender
@@ -217,14 +217,14 @@ def customer_timeline(session: Session, *, customer: Customer, limit: int = 500)
     messages = session.scalars(
         select(Message)
         .where(Message.customer_id == customer.id)
-        .options(selectinload(Message.channel), selectinload(Message.author_user))
+        .options(joinedload(Message.channel, innerjoin=True), joinedload(Message.author_user))
         .order_by(Message.created_at.desc(), Message.id.desc())
         .limit(limit)
     ).all()
     activities = session.scalars(
         select(Activity)
         .where(Activity.customer_id == customer.id)
-        .options(selectinload(Activity.actor))
+        .options(joinedload(Activity.actor))
         .order_by(Activity.created_at.desc(), Activity.id.desc())
         .limit(limit)
     ).all()
@@ -232,17 +232,6 @@ def customer_timeline(session: Session, *, customer: Customer, limit: int = 500)
     entries += [TimelineEntry("activity", a.created_at, a.conversation_id, a) for a in activities]
     entries.sort(key=lambda e: (e.at, 0 if e.kind == "activity" else 1, e.item.id))
     return entries[-limit:]
-
-
-def customer_conversations(session: Session, *, customer: Customer) -> list[Conversation]:
-    return list(
-        session.scalars(
-            select(Conversation)
-            .where(Conversation.customer_id == customer.id)
-            .options(selectinload(Conversation.channel), selectinload(Conversation.assignee))
-            .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
-        )
-    )
 
 
 def primary_email(customer: Customer) -> str | None:

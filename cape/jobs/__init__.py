@@ -88,9 +88,10 @@ def job(**task_options: Any) -> Callable:
     return decorator
 
 
-def job_session():
-    """A unit of work for tasks that must not hold a transaction open (e.g. across an HTTP call)."""
-    return unit_of_work(_session_factory())
+def job_session(*, read_only: bool = False):
+    """A unit of work for tasks that must not hold a transaction open (e.g. across an HTTP call);
+    ``read_only`` for work that only looks (on SQLite it then never waits for a writer)."""
+    return unit_of_work(_session_factory(), read_only=read_only)
 
 
 def enqueue_after_commit(session: Session, task: Callable, *args: Any, **kwargs: Any) -> None:

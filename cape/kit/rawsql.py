@@ -22,6 +22,8 @@ from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from cape.db import WriteInReadOnlySession, is_read_only
+
 # How SQLAlchemy's SQLite DATETIME stores a value: the models' UTC datetimes, made naive.
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 _PLACEHOLDER = re.compile(r"(?<![:\w]):(\w+)")
@@ -46,7 +48,7 @@ _CURRENT = "cape.rawsql"
 class RawSql:
     """Statements run by the driver in the session's current transaction (begun if needed)."""
 
-    __slots__ = ("cursor", "driver_error", "postgres", "savepoint")
+    __slots__ = ("cursor", "driver_error", "postgres", "read_only", "savepoint")
 
     @classmethod
     def of(cls, session: Session) -> RawSql:
@@ -67,8 +69,11 @@ class RawSql:
         self.driver_error = connection.dialect.loaded_dbapi.Error
         self.cursor = connection.connection.driver_connection.cursor()
         self.savepoint = session.get_nested_transaction()
+        self.read_only = is_read_only(session)
 
     def _run(self, sql: str, params: dict[str, Any]):
+        if self.read_only and not sql.lstrip()[:6].upper() == "SELECT":
+            raise WriteInReadOnlySession(f"a write in a read-only session: {sql.split(None, 3)[:3]}")
         cursor = self.cursor
         statement = _for_postgres(sql) if self.postgres else sql
         try:

@@ -49,6 +49,7 @@ class Action(IdMixin, CreatedMixin, Base):
         Index(None, "customer_id", "created_at"),
         Index(None, "conversation_id", "created_at"),
         Index(None, "requested_by_id", "created_at"),
+        Index(None, "fulfilment_status", "executed_at"),  # the scan of stale deliveries to the store
         # One live counter-action per action: two people reversing the same mistake at once cannot
         # both win. A counter-action the store refused (failed) does not count, so it can be retried.
         Index(

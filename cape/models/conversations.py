@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cape.kit.clock import utcnow
@@ -31,12 +31,41 @@ class Priority(enum.StrEnum):
 
 class Conversation(IdMixin, CreatedMixin, Base):
     __tablename__ = "conversations"
+    # The inbox's views (all, mine, unassigned, a team's; each with or without a status) and the
+    # customer's conversations, newest activity first, each read from an index in that order.
+    # Ingest moves last_activity_at of every conversation it touches, so the views' indexes are
+    # partial: a new, unassigned conversation without a team updates only the ones it appears in.
+    # (PostgreSQL orders by the next column only after an equality, not after IS NULL: the
+    # unassigned views have indexes of their own.)
     __table_args__ = (
         Index(None, "last_activity_at", "id"),
         Index(None, "status", "last_activity_at", "id"),
-        Index(None, "assignee_id", "last_activity_at", "id"),
         Index(None, "customer_id", "last_activity_at", "id"),
-    )
+        Index(
+            "ix_conversations_assigned", "assignee_id", "last_activity_at", "id",
+            sqlite_where=text("assignee_id IS NOT NULL"), postgresql_where=text("assignee_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_conversations_unassigned", "last_activity_at", "id",
+            sqlite_where=text("assignee_id IS NULL"), postgresql_where=text("assignee_id IS NULL"),
+        ),
+        Index(
+            "ix_conversations_assigned_status", "assignee_id", "status", "last_activity_at", "id",
+            sqlite_where=text("assignee_id IS NOT NULL"), postgresql_where=text("assignee_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_conversations_unassigned_status", "status", "last_activity_at", "id",
+            sqlite_where=text("assignee_id IS NULL"), postgresql_where=text("assignee_id IS NULL"),
+        ),
+        Index(
+            "ix_conversations_team", "team_id", "last_activity_at", "id",
+            sqlite_where=text("team_id IS NOT NULL"), postgresql_where=text("team_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_conversations_team_status", "team_id", "status", "last_activity_at", "id",
+            sqlite_where=text("team_id IS NOT NULL"), postgresql_where=text("team_id IS NOT NULL"),
+        ),
+    )  # fmt: skip
 
     customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id"))
     channel_id: Mapped[int] = mapped_column(BigId, ForeignKey("channels.id"))
@@ -108,7 +137,12 @@ class Message(IdMixin, CreatedMixin, Base):
         UniqueConstraint("channel_id", "external_id"),
         Index(None, "conversation_id", "created_at", "id"),
         Index(None, "customer_id", "created_at"),
-    )
+        # Replies waiting to be sent, for the scan of stalled sends; inbound messages skip it.
+        Index(
+            "ix_messages_queued", "created_at", "id",
+            sqlite_where=text("delivery_status = 'queued'"), postgresql_where=text("delivery_status = 'queued'"),
+        ),
+    )  # fmt: skip
 
     conversation_id: Mapped[int] = mapped_column(BigId, ForeignKey("conversations.id"))
     customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id"))

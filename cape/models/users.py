@@ -93,7 +93,10 @@ class RateLimitHit(IdMixin, CreatedMixin, Base):
     as long as the limit's window (cape.auth.throttle)."""
 
     __tablename__ = "rate_limit_hits"
-    __table_args__ = (Index("ix_rate_limit_hits_scope_key_created", "scope", "key", "created_at"),)
+    __table_args__ = (
+        Index("ix_rate_limit_hits_scope_key_created", "scope", "key", "created_at"),
+        Index("ix_rate_limit_hits_scope_created", "scope", "created_at"),  # pruning what left its window
+    )
 
     scope: Mapped[str] = mapped_column(String(32))
     key: Mapped[str] = mapped_column(String(320))

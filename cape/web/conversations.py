@@ -48,29 +48,44 @@ def action_card_context(session, *, customer: Customer, user: User, default_curr
     }
 
 
+# What the page shows at first; "show earlier" brings the rest a page at a time.
+MESSAGES_PER_PAGE = 30
+HISTORY_PER_PAGE = 30
+OTHER_CONVERSATIONS = 10
+
+
 def conversation_context(request: Request, session, conversation_id: int, user: User) -> dict:
     """Everything the conversation page shows, for ``user``."""
     settings = request.app.state.settings
-    conversation = service.get_conversation(session, conversation_id)
+    conversation = service.get_conversation(session, conversation_id, with_messages=False)
     customer = customers_service.get_customer(session, conversation.customer_id)
+    messages, earlier_messages = service.conversation_messages(
+        session, conversation_id=conversation.id, limit=MESSAGES_PER_PAGE
+    )
+    activities, earlier_activities = service.conversation_activities(
+        session, conversation_id=conversation.id, limit=HISTORY_PER_PAGE
+    )
+    others = service.recent_conversations(session, customer_id=customer.id, limit=OTHER_CONVERSATIONS + 1)
     return {
         "conversation": conversation,
-        "attachments": email_service.attachments_by_message(session, [m.id for m in conversation.messages]),
+        "messages": messages,
+        "earlier_messages": earlier_messages,
+        "attachments": email_service.attachments_by_message(session, [m.id for m in messages]),
         "customer": customer,
-        "activities": service.conversation_activities(session, conversation=conversation),
-        "other_conversations": [
-            c for c in customers_service.customer_conversations(session, customer=customer) if c.id != conversation.id
-        ][:10],
+        "activities": activities,
+        "earlier_activities": earlier_activities,
+        "other_conversations": [c for c in others if c.id != conversation.id][:OTHER_CONVERSATIONS],
         "users": [u for u in auth_service.list_users(session) if u.is_active],
         "statuses": [s.value for s in ConversationStatus],
         "priorities": [p.value for p in Priority],
-        **composer_context(session, conversation=conversation),
+        **composer_context(session, conversation=conversation, messages=messages),
         **action_card_context(session, customer=customer, user=user, default_currency=settings.default_currency),
     }
 
 
-def composer_context(session, *, conversation) -> dict:
-    """Where a reply would go: the route (or why there is none), the customer's address, copies."""
+def composer_context(session, *, conversation, messages: list) -> dict:
+    """Where a reply would go: the route (or why there is none), the customer's address, copies.
+    ``messages``: the latest the page shows."""
     route = outbound.route_for(session, conversation=conversation)
     by_email = route.sender is not None and route.sender.name == "email"
     suggested = list(conversation.cc_addresses or [])
@@ -78,7 +93,9 @@ def composer_context(session, *, conversation) -> dict:
     if by_email:
         # Copies of the customer's last email are offered too; the agent keeps or removes them.
         own = {c.address for c in email_service.list_email_channels(session)}
-        last = next((m for m in reversed(conversation.messages) if m.direction.value == "inbound"), None)
+        last = next((m for m in reversed(messages) if m.direction.value == "inbound"), None)
+        if last is None:  # none among the latest shown
+            last = service.last_inbound_message(session, conversation_id=conversation.id)
         for address in last.meta.get("email_cc", []) if last is not None else []:
             if address not in suggested and address not in own and address != reply_to:
                 suggested.append(address)
@@ -90,6 +107,36 @@ def conversation_page(request: Request, conversation_id: IdPath, session: DbSess
     return render(
         request, "conversation.html", conversation_context(request, session, conversation_id, user), user=user
     )
+
+
+@router.get("/conversations/{conversation_id}/messages")
+def earlier_messages(
+    request: Request, conversation_id: IdPath, session: DbSession, user: CurrentUser, before: str | None = None
+):
+    """The page of messages before the cursor ``before`` (the latest without it), for "show earlier"."""
+    conversation = service.get_conversation(session, conversation_id, with_messages=False)
+    messages, earlier = service.conversation_messages(
+        session, conversation_id=conversation.id, limit=MESSAGES_PER_PAGE, before=before
+    )
+    context = {
+        "conversation": conversation, "customer": conversation.customer, "messages": messages,
+        "earlier_messages": earlier,
+        "attachments": email_service.attachments_by_message(session, [m.id for m in messages]),
+    }  # fmt: skip
+    return render(request, "_messages.html", context, user=user)
+
+
+@router.get("/conversations/{conversation_id}/history")
+def earlier_history(
+    request: Request, conversation_id: IdPath, session: DbSession, user: CurrentUser, before: str | None = None
+):
+    """The page of history entries before the cursor ``before`` (the latest without it), for "show earlier"."""
+    conversation = service.get_conversation(session, conversation_id, with_messages=False)
+    activities, earlier = service.conversation_activities(
+        session, conversation_id=conversation.id, limit=HISTORY_PER_PAGE, before=before
+    )
+    context = {"conversation": conversation, "activities": activities, "earlier_activities": earlier}
+    return render(request, "_history.html", context, user=user)
 
 
 @router.post("/conversations/{conversation_id}/reply")

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
 from cape.auth.deps import CurrentUser, DbSession, Supervisor
+from cape.conversations import service as conversations_service
 from cape.customers import service as customers_service
 from cape.kit.errors import CapeError
 from cape.kit.validation import IdPath
@@ -22,14 +23,37 @@ def customer_page(request: Request, customer_id: IdPath, session: DbSession, use
     return render(request, "customer.html", _customer_context(session, customer_id, user), user=user)
 
 
+# The page lists this many conversations at first ("older conversations" brings more), and the
+# latest entries of the timeline.
+CONVERSATIONS_PER_PAGE = 20
+TIMELINE_ENTRIES = 100
+
+
 def _customer_context(session, customer_id: int, user: User) -> dict:
     customer = customers_service.get_customer(session, customer_id)
+    conversations, older = conversations_service.list_conversations(
+        session, customer_id=customer.id, limit=CONVERSATIONS_PER_PAGE
+    )
     return {
         "customer": customer,
         "can_merge": user.role.at_least(Role.supervisor),
-        "conversations": customers_service.customer_conversations(session, customer=customer),
-        "timeline": customers_service.customer_timeline(session, customer=customer),
+        "conversations": conversations,
+        "older_conversations": older,
+        "timeline": customers_service.customer_timeline(session, customer=customer, limit=TIMELINE_ENTRIES),
     }
+
+
+@router.get("/customers/{customer_id}/conversations")
+def older_conversations(
+    request: Request, customer_id: IdPath, session: DbSession, user: CurrentUser, cursor: str | None = None
+):
+    """The customer's page of conversations after ``cursor`` (the first without it), for "older conversations"."""
+    customer = customers_service.get_customer(session, customer_id)
+    conversations, older = conversations_service.list_conversations(
+        session, customer_id=customer.id, limit=CONVERSATIONS_PER_PAGE, cursor=cursor
+    )
+    context = {"customer": customer, "conversations": conversations, "older_conversations": older}
+    return render(request, "_customer_conversations.html", context, user=user)
 
 
 @router.post("/customers/{customer_id}/merge")

@@ -6,10 +6,20 @@ import re
 
 from sqlalchemy import func, select
 
+from cape.auth.service import create_team
 from cape.auth.throttle import CONTACT_BY_ADDRESS
-from cape.models import Conversation, Customer, Message, RawSource
+from cape.conversations.service import get_conversation, update_conversation
+from cape.models import Activity, Conversation, Customer, Message, RawSource
+from cape.web.conversations import HISTORY_PER_PAGE, MESSAGES_PER_PAGE
+from cape.web.customers import CONVERSATIONS_PER_PAGE
 from tests.fixtures.factories import make_inbound
 from tests.fixtures.web import form_csrf, sign_in
+
+
+def _link(page: str, marker: str) -> str | None:
+    """Where the element marked ``marker`` (a data- attribute) fetches its content from."""
+    found = re.search(rf'hx-get="([^"]+)"[^>]*{marker}', page)
+    return found.group(1).replace("&amp;", "&") if found else None
 
 
 def test_pages_send_signed_out_browsers_to_login(client):
@@ -72,6 +82,59 @@ def test_customer_page_shows_the_whole_timeline(client, db, alice_agent):
     assert "About my tyres" in page and "And my gift card" in page
     assert page.index("About my tyres") < page.index("And my gift card")
     assert "olivia@example.org" in page
+
+
+def test_conversation_page_shows_the_latest_messages_and_history_then_earlier_ones(client, db, alice_agent):
+    first = make_inbound(db, email="olivia@example.org", body="Message #00")
+    conversation_id = first.conversation_id
+    for n in range(1, MESSAGES_PER_PAGE + 5):
+        make_inbound(db, email="olivia@example.org", body=f"Message #{n:02d}", conversation_id=conversation_id)
+    for n in range(HISTORY_PER_PAGE + 3):
+        db.add(Activity(customer_id=first.customer_id, conversation_id=conversation_id, kind="tags_changed",
+                        data={"added": [f"label{n:02d}"], "removed": []}))  # fmt: skip
+    db.commit()
+    sign_in(client, alice_agent)
+
+    page = client.get(f"/conversations/{conversation_id}").text
+    shown = re.findall(r"Message #(\d\d)", page)
+    assert shown == [f"{n:02d}" for n in range(5, MESSAGES_PER_PAGE + 5)]  # the latest, oldest first
+    assert re.findall(r"\+label(\d\d)", page) == [f"{n:02d}" for n in range(3, HISTORY_PER_PAGE + 3)]
+    assert "Show earlier messages" in page and "Show earlier history" in page
+
+    earlier = client.get(_link(page, "data-earlier-messages")).text
+    assert re.findall(r"Message #(\d\d)", earlier) == ["00", "01", "02", "03", "04"]
+    assert "<html" not in earlier and _link(earlier, "data-earlier-messages") is None  # nothing before
+    history = client.get(_link(page, "data-earlier-history")).text
+    assert re.findall(r"\+label(\d\d)", history) == ["00", "01", "02"]
+    assert "Conversation opened" in history and _link(history, "data-earlier-history") is None
+
+
+def test_customer_page_pages_its_conversations(client, db, alice_agent):
+    total = CONVERSATIONS_PER_PAGE + 4
+    results = [make_inbound(db, email="rita@example.org", subject=f"Question {n:02d}") for n in range(total)]
+    sign_in(client, alice_agent)
+    page = client.get(f"/customers/{results[0].customer_id}").text
+    listed = re.findall(r'<li data-conversation-id="(\d+)"', page)
+    newest_first = [str(r.conversation_id) for r in reversed(results)]
+    assert listed == newest_first[:CONVERSATIONS_PER_PAGE]
+    older = client.get(_link(page, "data-older-conversations")).text
+    assert re.findall(r'<li data-conversation-id="(\d+)"', older) == newest_first[CONVERSATIONS_PER_PAGE:]
+    assert _link(older, "data-older-conversations") is None
+
+
+def test_inbox_team_view_shows_the_teams_conversations(client, db, alice_agent, bob_supervisor):
+    team = create_team(db, name="Returns desk", member_ids=[alice_agent.user.id])
+    theirs = make_inbound(db, name="Team Tina", subject="Return label")
+    make_inbound(db, name="Other Otto", subject="Invoice copy")
+    conversation = get_conversation(db, theirs.conversation_id, with_messages=False)
+    update_conversation(db, conversation=conversation, actor=bob_supervisor.user, team_id=team.id)
+    db.commit()
+    sign_in(client, alice_agent)
+    assert "Returns desk" in client.get("/inbox").text  # her teams are offered
+    page = client.get("/inbox?view=team").text  # her (first) team
+    assert "Team Tina" in page and "Other Otto" not in page
+    rows = client.get(f"/inbox/rows?view=team&team={team.id}&status=all").text
+    assert "Team Tina" in rows and "Other Otto" not in rows
 
 
 def test_contact_form_creates_a_conversation(client, db):

@@ -10,7 +10,7 @@ from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, selectinload
 
 from cape.channels.email.parse import split_quoted
@@ -205,10 +205,12 @@ def stalled_sends(session: Session, *, older_than: timedelta) -> list[int]:
             .where(
                 Channel.kind == ChannelKind.email,
                 Message.direction == MessageDirection.outbound,
-                Message.delivery_status == DeliveryStatus.queued,
+                # Written into the statement, so that SQLite may read the partial index of
+                # queued messages (ix_messages_queued) rather than every message.
+                Message.delivery_status == bindparam("queued", DeliveryStatus.queued, literal_execute=True),
                 Message.created_at < utcnow() - older_than,
             )
-            .order_by(Message.id)
+            .order_by(Message.created_at, Message.id)
             .limit(500)
         )
     )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 from aiosmtpd.controller import Controller
@@ -14,11 +16,47 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cape.channels.email.service import channel_for_recipient, receive_email
 from cape.config import Settings
+from cape.db import mark_read_only
 from cape.models import Channel
 
 log = logging.getLogger(__name__)
 
 _RECIPIENT_CACHE_S = 5.0
+_RECIPIENT_CACHE_SIZE = 1024
+
+
+class RecipientCache:
+    """Which channel takes mail for an address (None: no channel), remembered for ``ttl_s``
+    seconds. At most ``size`` addresses are kept, the least recently used forgotten first: a
+    sender trying made-up addresses must not make it grow without end."""
+
+    def __init__(self, *, size: int = _RECIPIENT_CACHE_SIZE, ttl_s: float = _RECIPIENT_CACHE_S):
+        self._size = size
+        self._ttl_s = ttl_s
+        self._entries: OrderedDict[str, tuple[float, Channel | None]] = OrderedDict()
+        self._lock = threading.Lock()  # used from the event loop and from the lookup threads
+
+    def get(self, address: str) -> tuple[bool, Channel | None]:
+        """(whether the address is remembered, its channel)."""
+        with self._lock:
+            entry = self._entries.get(address)
+            if entry is None:
+                return False, None
+            if entry[0] <= time.monotonic():
+                del self._entries[address]
+                return False, None
+            self._entries.move_to_end(address)
+            return True, entry[1]
+
+    def put(self, address: str, channel: Channel | None) -> None:
+        with self._lock:
+            self._entries[address] = (time.monotonic() + self._ttl_s, channel)
+            self._entries.move_to_end(address)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 class InboundMailHandler:
@@ -29,12 +67,12 @@ class InboundMailHandler:
         self.settings = settings
         # The database work is synchronous: it runs on these threads, off the event loop.
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cape-smtp")
-        self._recipients: dict[str, tuple[float, Channel | None]] = {}
+        self.recipients = RecipientCache()
 
     async def handle_RCPT(self, server: SMTP, session: SmtpSession, envelope: Envelope, address: str, rcpt_options):
-        cached = self._recipients.get(address.lower())
-        if cached is not None and cached[0] > time.monotonic():
-            return self._rcpt_answer(envelope, address, cached[1].id if cached[1] else None)
+        known, channel = self.recipients.get(address.lower())
+        if known:
+            return self._rcpt_answer(envelope, address, channel.id if channel else None)
         loop = asyncio.get_running_loop()
         try:
             channel_id = await loop.run_in_executor(self.executor, self._channel_id, address)
@@ -70,19 +108,19 @@ class InboundMailHandler:
     def _channel(self, address: str) -> Channel | None:
         """Which channel takes mail for this address; remembered (detached) for a few seconds."""
         key = address.lower()
-        cached = self._recipients.get(key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        with self.session_factory() as session:
+        known, channel = self.recipients.get(key)
+        if known:
+            return channel
+        with mark_read_only(self.session_factory()) as session:
             channel = channel_for_recipient(session, address)
             if channel is not None:
                 session.expunge(channel)
-        self._recipients[key] = (time.monotonic() + _RECIPIENT_CACHE_S, channel)
+        self.recipients.put(key, channel)
         return channel
 
     def _receive(self, mail_from: str | None, recipients: list[str], raw: bytes) -> None:
         channels = {c.id: c for c in map(self._channel, recipients) if c is not None}
-        # SQLite writers take turns on the engine's own mutex (cape.db), not in SQLite's busy handler.
+        # SQLite writers take turns on the write turn (cape.kit.sqlite_turn), not in SQLite's busy handler.
         with self.session_factory() as session:
             for channel_id in sorted(channels):
                 # receive_email commits before returning, so 250 is said only after commit.

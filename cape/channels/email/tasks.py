@@ -69,7 +69,7 @@ def send_email_task(message_id: int, attempt: int = 1) -> None:
 @jobs.huey.periodic_task(crontab(minute="*/10"))
 def resend_stalled_email_task() -> None:
     """Give replies whose send job was lost (a worker killed mid-send) one last attempt."""
-    with unit_of_work(jobs.session_factory()) as session:
+    with unit_of_work(jobs.session_factory(), read_only=True) as session:
         stalled = stalled_sends(session, older_than=stalled_after(jobs.runtime_settings()))
     for message_id in stalled:
         log.warning("resending a stalled email reply", extra={"message_id": message_id})

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from cape.channels.email.service import create_email_channel
-from cape.channels.email.smtp_server import start_smtp_listener
+from cape.channels.email.smtp_server import RecipientCache, start_smtp_listener
 from cape.db import create_session_factory
 from cape.models import Message, RawSource
 from tests.channels.email import corpus
@@ -55,6 +55,27 @@ def test_unknown_recipient_is_refused_with_550(live):
     with smtplib.SMTP("127.0.0.1", listener.port) as client, pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
         client.sendmail("ann@example.org", ["nobody@example.com"], corpus.plain(502))
     assert refused.value.recipients["nobody@example.com"][0] == 550
+
+
+def test_the_recipient_cache_never_grows_past_its_bound(live):
+    """A sender trying made-up addresses cannot grow the listener's memory without end."""
+    _, listener = live
+    handler = listener.handler
+    kept, handler.recipients = handler.recipients, RecipientCache(size=8)
+    try:
+        with smtplib.SMTP("127.0.0.1", listener.port) as client:
+            client.ehlo()
+            client.mail("ann@example.org")
+            assert client.rcpt("support@example.com")[0] == 250
+            for n in range(40):
+                assert client.rcpt(f"made-up-{n}@example.com")[0] == 550
+                assert len(handler.recipients) <= 8
+            assert client.rcpt("support@example.com")[0] == 250  # forgotten, looked up again
+            assert client.rcpt("made-up-39@example.com")[0] == 550
+            client.rset()
+        assert len(handler.recipients) == 8
+    finally:
+        handler.recipients = kept
 
 
 def test_plus_address_and_retry_give_one_message(live):
