@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel.numbers import is_currency
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -37,6 +38,9 @@ class Settings(BaseSettings):
     default_language: str = "en"
     # The time zone pages show times in before the browser shows them in the viewer's own.
     time_zone: str = "UTC"
+    # The currency an action is offered in when neither the chosen order nor the customer's
+    # last order says which (an ISO 4217 code).
+    default_currency: str = "USD"
     session_max_age_s: int = 14 * 24 * 3600
     cookie_secure: bool = False
     # Proxies whose X-Forwarded-For gives the client's address (rate limits count by it): a
@@ -114,6 +118,14 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Paris)") from exc
         return value
+
+    @field_validator("default_currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        code = value.strip().upper()
+        if len(code) != 3 or not is_currency(code):
+            raise ValueError(f"unknown currency {value!r} (use an ISO 4217 code such as EUR)")
+        return code
 
     @property
     def is_sqlite(self) -> bool:

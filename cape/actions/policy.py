@@ -113,3 +113,40 @@ def over_authority(
     if authority.daily_budget is not None and usage.agent_today + amount > authority.daily_budget:
         reasons.append(OVER_DAILY_BUDGET)
     return reasons
+
+
+@dataclass(frozen=True)
+class Headroom:
+    """What one agent may still give one customer now without approval, in ``currency``.
+
+    ``None`` means no limit. The amounts left never go below zero.
+    """
+
+    currency: str
+    per_action: dict[ActionType, int | None]
+    per_customer_30d: int | None
+    customer_30d_left: int | None
+    daily_budget: int | None
+    today_left: int | None
+
+    def most_for(self, action_type: ActionType) -> int | None:
+        """The largest single action of this type that stays within every limit now."""
+        limits = [self.per_action[action_type], self.customer_30d_left, self.today_left]
+        known = [limit for limit in limits if limit is not None]
+        return min(known) if known else None
+
+
+def headroom(authority: Authority, *, usage: Usage) -> Headroom:
+    """The limits of ``authority`` less what ``usage`` has already taken from them."""
+
+    def left(limit: int | None, used: int) -> int | None:
+        return None if limit is None else max(limit - used, 0)
+
+    return Headroom(
+        currency=authority.currency,
+        per_action={t: authority.per_action_limit(t) for t in ActionType},
+        per_customer_30d=authority.per_customer_30d,
+        customer_30d_left=left(authority.per_customer_30d, usage.customer_30d),
+        daily_budget=authority.daily_budget,
+        today_left=left(authority.daily_budget, usage.agent_today),
+    )

@@ -21,7 +21,7 @@ from cape.actions.authority import authority_for
 from cape.actions.fulfilment import record_fulfilment
 from cape.actions.history import record_activity, snapshot, write_audit
 from cape.actions.policy import MAX_AMOUNT
-from cape.actions.spend import give_back_spend, lock_spend_counter
+from cape.actions.spend import give_back_spend, lock_spend_counter, spent_on
 from cape.actions.tasks import deliver_action
 from cape.kit.clock import utcnow
 from cape.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -152,7 +152,43 @@ def refundable_amount(session: Session, *, order_id: int) -> int:
     order = session.get(Order, order_id)
     if order is None:
         raise InvalidInput("order_id", f"order {order_id} not found")
-    return max(order.total_amount - _refunded(session, order_id=order.id, include_pending=True), 0)
+    return refundable_amounts(session, orders=[order])[order.id]
+
+
+def refundable_amounts(session: Session, *, orders: Iterable[Order]) -> dict[int, int]:
+    """What is left to refund on each order, by order id: its total less net executed refunds and
+    refund requests waiting for approval (one query for them all)."""
+    totals = {order.id: order.total_amount for order in orders}
+    if not totals:
+        return {}
+    committed = dict(
+        session.execute(
+            select(Action.order_id, func.sum(Action.amount))
+            .where(
+                Action.order_id.in_(totals),
+                Action.type == ActionType.refund,
+                Action.status.in_([ActionStatus.executed, ActionStatus.pending_approval]),
+            )
+            .group_by(Action.order_id)
+        ).all()
+    )
+    return {order_id: max(total - int(committed.get(order_id) or 0), 0) for order_id, total in totals.items()}
+
+
+def authority_headroom(
+    session: Session, *, user: User, customer_id: int, now: datetime | None = None
+) -> policy.Headroom:
+    """What ``user`` may still give this customer now without approval, in their authority's currency.
+
+    Read only: nothing is locked, so it is a guide for the page; ``take_action`` decides under its locks.
+    """
+    now = now or utcnow()
+    authority = authority_for(session, user=user)
+    usage = policy.Usage(
+        customer_30d=_customer_window_total(session, customer_id=customer_id, currency=authority.currency, now=now),
+        agent_today=spent_on(session, user_id=user.id, day=now.date(), currency=authority.currency),
+    )
+    return policy.headroom(authority, usage=usage)
 
 
 def _refunded(session: Session, *, order_id: int, include_pending: bool) -> int:

@@ -42,3 +42,13 @@ def give_back_spend(session: Session, *, user_id: int, day: date, currency: str,
         .where(SpendCounter.user_id == user_id, SpendCounter.day == day, SpendCounter.currency == currency)
         .values(spent=SpendCounter.spent - amount)
     )
+
+
+def spent_on(session: Session, *, user_id: int, day: date, currency: str) -> int:
+    """What the agent gave within authority on ``day`` in ``currency`` (read only, nothing locked)."""
+    spent = session.scalar(
+        select(SpendCounter.spent).where(
+            SpendCounter.user_id == user_id, SpendCounter.day == day, SpendCounter.currency == currency
+        )
+    )
+    return int(spent or 0)

@@ -19,6 +19,7 @@ from cape.kit.errors import CapeError, InvalidInput
 from cape.kit.money import parse_amount
 from cape.kit.validation import MAX_ID, IdPath
 from cape.models import ActionStatus, ActionType, Role, User
+from cape.web.action_errors import explain
 from cape.web.conversations import conversation_context
 from cape.web.render import render
 
@@ -28,7 +29,7 @@ router = APIRouter(include_in_schema=False)
 def _conversation_fragment(request: Request, session, user: User, conversation_id: int, **extra):
     session.flush()
     session.expire_all()
-    context = conversation_context(session, conversation_id, user) | extra
+    context = conversation_context(request, session, conversation_id, user) | extra
     return render(request, "_conversation_main.html", context, user=user)
 
 
@@ -40,31 +41,41 @@ def take_action(
     user: CurrentUser,
     type: Annotated[str, Form()] = "refund",
     amount: Annotated[str, Form()] = "",
-    currency: Annotated[str, Form()] = "USD",
+    currency: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "",
     order_id: Annotated[str, Form()] = "",
 ):
     conversation = conversations_service.get_conversation(session, conversation_id, with_messages=False)
+    typed = {"type": type, "order_id": order_id, "amount": amount, "currency": currency, "reason": reason, "note": note}
     try:
         # A savepoint, so a refusal part-way leaves nothing behind when the request commits.
         with session.begin_nested():
-            order = int(order_id) if order_id.strip() else None
-            if order is not None and not 1 <= order <= MAX_ID:
-                raise InvalidInput("order_id", "not an order")
-            if not amount.strip() and order is not None and type == "refund":
-                value = service.refundable_amount(session, order_id=order)  # "refund the order": what is left
-            else:
-                value = parse_amount(amount, currency, maximum=service.MAX_AMOUNT)
-            action = service.take_action(
-                session, conversation=conversation, actor=user, action_type=ActionType(type), amount=value,
-                currency=currency, reason=reason, note=note, order_id=order,
-            )  # fmt: skip
-    except (CapeError, ValueError) as exc:
-        # Shown in the Actions card (a 200, so HTMX swaps it in) rather than failing silently.
-        error = exc.message if isinstance(exc, CapeError) else "invalid choice"
-        return _conversation_fragment(request, session, user, conversation_id, action_error=error)
+            action = _action_from_form(session, conversation=conversation, actor=user, form=typed)
+    except CapeError as exc:
+        # Shown beside its field in the Actions card (a 200, so HTMX swaps it in), with what was typed.
+        error = explain(exc, language=user.language, currency=currency.strip().upper())
+        return _conversation_fragment(request, session, user, conversation_id, action_error=error, action_form=typed)
     return _conversation_fragment(request, session, user, conversation_id, action_notice=action)
+
+
+def _action_from_form(session, *, conversation, actor: User, form: dict[str, str]):
+    """The Actions card's form as a person filled it in, read and handed to ``take_action``."""
+    if form["type"] not in ActionType._value2member_map_:
+        raise InvalidInput("type", "not an action type")
+    order_text = form["order_id"].strip()
+    if order_text and not (order_text.isdecimal() and 1 <= int(order_text) <= MAX_ID):
+        raise InvalidInput("order_id", "not an order")
+    order = int(order_text) if order_text else None
+    action_type = ActionType(form["type"])
+    if not form["amount"].strip() and order is not None and action_type is ActionType.refund:
+        value = service.refundable_amount(session, order_id=order)  # "refund the order": what is left
+    else:
+        value = parse_amount(form["amount"], form["currency"], maximum=service.MAX_AMOUNT)
+    return service.take_action(
+        session, conversation=conversation, actor=actor, action_type=action_type, amount=value,
+        currency=form["currency"], reason=form["reason"], note=form["note"], order_id=order,
+    )  # fmt: skip
 
 
 @router.post("/actions/{action_id}/reverse")
@@ -75,15 +86,16 @@ def reverse_action(request: Request, action_id: IdPath, session: DbSession, user
         with session.begin_nested():
             service.reverse_action(session, action=action, actor=user, reason=reason)
     except CapeError as exc:
-        return _conversation_fragment(request, session, user, action.conversation_id, action_error=exc.message)
+        error = explain(exc, language=user.language, currency=action.currency)
+        return _conversation_fragment(request, session, user, action.conversation_id, action_error=error)
     return _conversation_fragment(request, session, user, action.conversation_id)
 
 
 def _approvals_context(session) -> dict:
-    recent = [a for a in service.list_actions(session, limit=30) if a.decided_by_id is not None]
+    decided = [a for a in service.list_actions(session, limit=30) if a.decided_at is not None]
     return {
         "pending": service.list_actions(session, status=ActionStatus.pending_approval, limit=200),
-        "recent": recent[:15],
+        "recent": sorted(decided, key=lambda a: a.decided_at, reverse=True)[:15],
     }
 
 

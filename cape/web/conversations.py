@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 
-from cape.actions import authority as authority_service
 from cape.actions import service as actions_service
 from cape.auth import service as auth_service
 from cape.auth.deps import CurrentUser, DbSession
@@ -19,7 +18,7 @@ from cape.conversations import service
 from cape.customers import service as customers_service
 from cape.kit.errors import CapeError, Conflict, InvalidInput, NotFound
 from cape.kit.validation import IdPath
-from cape.models import ActionType, ConversationStatus, Customer, Priority, User
+from cape.models import ActionStatus, ActionType, ConversationStatus, Customer, Priority, User
 from cape.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -27,17 +26,25 @@ router = APIRouter(include_in_schema=False)
 CURRENCIES = ("USD", "EUR", "GBP", "DKK", "SEK", "NOK", "CAD", "AUD", "JPY", "CHF")
 
 
-def action_card_context(session, *, customer: Customer, user: User) -> dict:
-    """What the conversation page's Actions card needs: choices, the agent's authority, past actions."""
-    authority = authority_service.authority_for(session, user=user)
-    currencies = [authority.currency] + [c for c in CURRENCIES if c != authority.currency]
+def action_card_context(session, *, customer: Customer, user: User, default_currency: str) -> dict:
+    """What the conversation page's Actions card needs: choices, what the agent may still give, past actions."""
+    headroom = actions_service.authority_headroom(session, user=user, customer_id=customer.id)
+    # The currency offered: the chosen order's (the page switches to it), else the customer's
+    # last order's, else the deployment's; never the agent's own, which may be another shop's.
+    last_order = max(customer.orders, key=lambda o: (o.placed_at, o.id), default=None)
+    currency = last_order.currency if last_order is not None else default_currency
+    extra = [currency, headroom.currency, *(o.currency for o in customer.orders)]
+    actions = actions_service.list_actions(session, customer_id=customer.id, limit=50)
     return {
-        "customer_actions": actions_service.list_actions(session, customer_id=customer.id, limit=50),
+        "customer_actions": actions,
+        "reversed_ids": {a.reverses_id for a in actions if a.reverses_id and a.status is not ActionStatus.failed},
         "store_credit": actions_service.store_credit_balance(session, customer_id=customer.id),
-        "action_types": [t.value for t in ActionType],
+        "refundable": actions_service.refundable_amounts(session, orders=customer.orders),
+        "action_types": list(ActionType),
         "action_reasons": actions_service.REASONS,
-        "action_currencies": currencies,
-        "authority": authority,
+        "action_currencies": list(dict.fromkeys([*CURRENCIES, *extra])),
+        "action_currency": currency,
+        "headroom": headroom,
     }
 
 
@@ -47,7 +54,9 @@ HISTORY_PER_PAGE = 30
 OTHER_CONVERSATIONS = 10
 
 
-def conversation_context(session, conversation_id: int, user: User):
+def conversation_context(request: Request, session, conversation_id: int, user: User) -> dict:
+    """Everything the conversation page shows, for ``user``."""
+    settings = request.app.state.settings
     conversation = service.get_conversation(session, conversation_id, with_messages=False)
     customer = customers_service.get_customer(session, conversation.customer_id)
     messages, earlier_messages = service.conversation_messages(
@@ -70,7 +79,7 @@ def conversation_context(session, conversation_id: int, user: User):
         "statuses": [s.value for s in ConversationStatus],
         "priorities": [p.value for p in Priority],
         **composer_context(session, conversation=conversation, messages=messages),
-        **action_card_context(session, customer=customer, user=user),
+        **action_card_context(session, customer=customer, user=user, default_currency=settings.default_currency),
     }
 
 
@@ -95,7 +104,9 @@ def composer_context(session, *, conversation, messages: list) -> dict:
 
 @router.get("/conversations/{conversation_id}")
 def conversation_page(request: Request, conversation_id: IdPath, session: DbSession, user: CurrentUser):
-    return render(request, "conversation.html", conversation_context(session, conversation_id, user), user=user)
+    return render(
+        request, "conversation.html", conversation_context(request, session, conversation_id, user), user=user
+    )
 
 
 @router.get("/conversations/{conversation_id}/messages")
@@ -147,7 +158,7 @@ def conversation_reply(
     except InvalidInput as exc:
         error = exc
     session.expire_all()
-    context = conversation_context(session, conversation_id, user)
+    context = conversation_context(request, session, conversation_id, user)
     if error is not None:  # what was typed stays in the composer
         context |= {"reply_error": error.field, "reply_body": body, "reply_cc": cc, "reply_internal": internal}
     return render(request, "_conversation_main.html", context, user=user)
@@ -168,7 +179,7 @@ def retry_delivery(
     except CapeError as exc:
         error = exc.message
     session.expire_all()
-    context = conversation_context(session, conversation_id, user) | {"retry_error": error}
+    context = conversation_context(request, session, conversation_id, user) | {"retry_error": error}
     return render(request, "_conversation_main.html", context, user=user)
 
 
@@ -196,7 +207,7 @@ def conversation_update(
         failure = exc
     if request.headers.get("hx-request"):
         session.expire_all()
-        context = conversation_context(session, conversation_id, user)
+        context = conversation_context(request, session, conversation_id, user)
         if isinstance(failure, Conflict):  # someone else assigned it meanwhile: the page now shows whom
             context["update_conflict"] = True
         elif failure is not None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from babel.dates import format_timedelta
+from babel.numbers import format_decimal
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
@@ -28,6 +29,16 @@ def _since(value: datetime | None, language: str) -> str:
     if value is None:
         return ""
     return format_timedelta(utcnow() - value, threshold=1.1, format="short", locale=language)
+
+
+def _moment(value: str | datetime | None) -> datetime | None:
+    """A moment kept as ISO text (in history data) as a datetime for ``when``; None when unreadable."""
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _with_inline_images(body_html: str, attachments: list) -> Markup:
@@ -64,11 +75,13 @@ def render(
         "since": lambda value: _since(value, language),
         "money": fmt.money,
         "when": fmt.when,
+        "moment": _moment,
         "amount_input": fmt.amount_input,
         # text_to_html escapes every line before joining them with <br>.
         "text_html": lambda text: Markup(text_to_html(text or "")),  # noqa: S704
         "split_quoted": split_quoted,
-        "label": lambda kind, value: label(catalog.gettext, kind, value),
+        "label": lambda kind, value: label(catalog.gettext, kind, value, pgettext=catalog.pgettext, language=language),
+        "number": lambda value: format_decimal(value, locale=language),
         "with_inline_images": _with_inline_images,
     }
     page.update(context or {})

@@ -44,6 +44,10 @@ def test_supervisors_approve_from_the_approvals_page(client, db, conversation, a
     assert "per-action limit" in page.text
     rows = client.post(f"/approvals/{action.id}/approve", headers=bob_supervisor.headers)
     assert rows.status_code == 200 and "Nothing waiting for approval" in rows.text
+    decided = rows.text[rows.text.index(f'data-decided-id="{action.id}"') :]
+    decided = decided[: decided.index("</tr>")]
+    assert "Refund</strong> $900.00" in decided and "Damaged" in decided
+    assert "Alice Agent for" in decided and "Approved by Bob Supervisor</strong> · <time" in decided
     db.refresh(action)
     assert action.status is ActionStatus.executed
     assert client.get("/approvals/count", headers=bob_supervisor.headers).text == ""
@@ -97,13 +101,13 @@ def test_every_action_kind_reads_well_in_the_history(client, db, conversation, a
     assert "Store credit: <strong>$900.00</strong>" in page.text  # 10 given, 10 reversed, 900 approved
     history = page.text[page.text.index('class="activity"') :]
     for text in (
-        "Alice Agent: store_credit $10.00 (late_delivery)",
-        "Alice Agent: asked for approval of store_credit $900.00",
-        "Bob Supervisor: approved store_credit $900.00",
-        "Bob Supervisor: declined store_credit $800.00 (too much)",
-        "Alice Agent: reversed store_credit -$10.00",
+        "Alice Agent granted store credit of $10.00 (late delivery)",
+        "Alice Agent asked for approval of store credit of $900.00 (late delivery)",
+        "Bob Supervisor approved store credit of $900.00",
+        "Bob Supervisor declined store credit of $800.00: too much",
+        "Alice Agent reversed store credit of $10.00",
         "Hero moment for Alice Agent",
     ):
         assert text in history
     customer = client.get(f"/customers/{conversation.customer_id}", headers=alice_agent.headers)
-    assert customer.status_code == 200 and "approved store_credit" in customer.text
+    assert customer.status_code == 200 and "approved store credit of $900.00" in customer.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -66,7 +67,8 @@ def test_above_authority_a_supervisor_approves(page, browser, live_server, shop)
     card.get_by_label("Amount").fill("750")
     card.get_by_label("Note").fill("Missed their winter trip")
     card.get_by_role("button", name="Take action").click()
-    expect(card.locator("[data-action-notice]")).to_contain_text("sent to a supervisor")
+    expect(card.locator("[data-action-notice]")).to_contain_text("Sent to a supervisor for approval")
+    expect(card.locator("[data-action-notice]")).to_have_class(re.compile(r"\bpending\b"))
     request = next(a for a in actions(live_server, shop) if a["type"] == "goodwill")
     assert request["status"] == "pending_approval"
 
@@ -86,4 +88,30 @@ def test_above_authority_a_supervisor_approves(page, browser, live_server, shop)
     assert approved["status"] == "executed" and approved["decided_by"]["name"] == "Sam Supervisor"
 
     page.reload()  # the agent sees it done in the conversation's history
-    expect(page.locator(".activity")).to_contain_text("Sam Supervisor: approved")
+    expect(page.locator(".activity")).to_contain_text("Sam Supervisor approved a goodwill gesture of $750.00")
+
+
+def test_the_card_warns_as_the_agent_types_an_amount_beyond_authority(page, live_server, shop):
+    with live_server.session_factory() as session:  # a customer of its own: nothing given yet
+        result = make_inbound(session, email="frost@example.org", name="Frost Driver", subject="Scraper broke")
+        session.add_all([
+            Order(customer_id=result.customer_id, number="F-2", currency="USD", total_amount=60_00, placed_at=utcnow()),
+            Order(customer_id=result.customer_id, number="F-1", currency="EUR", total_amount=89_00,
+                  placed_at=utcnow() - timedelta(days=30)),
+        ])  # fmt: skip
+        session.commit()
+    sign_in(page, live_server.url, "ada@example.test", "ada-password")
+    page.goto(f"{live_server.url}/conversations/{result.conversation_id}")
+    card = page.locator(".actions-card")
+    warning = card.locator("[data-authority-warning]")
+    expect(card.get_by_label("Currency")).to_have_value("USD")  # the last order's
+    expect(warning).to_be_hidden()
+    card.get_by_label("Action", exact=True).select_option("store_credit")
+    card.get_by_label("Amount").fill("600")  # above the default agent's $500.00 per action
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text("Store credit: above your limit of $500.00 per action")
+    card.get_by_label("Amount").fill("60")
+    expect(warning).to_be_hidden()
+    card.get_by_label("Order").select_option(label="F-1 · €89.00")  # choosing an order chooses its currency
+    expect(card.get_by_label("Currency")).to_have_value("EUR")
+    expect(warning).to_contain_text("Your authority is in USD")

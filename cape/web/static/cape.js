@@ -115,9 +115,53 @@
   });
   document.addEventListener("htmx:sendError", () => notify("The server could not be reached. Try again."));
 
+  // The Actions card: choosing an order chooses its currency, and as the agent types, a warning
+  // says when the action would go beyond their authority (the page gives the limits and the
+  // translated texts). It only informs: the server decides, and sends such a request for approval.
+  function minorUnits(text, currency) {
+    let digits = 2;
+    try { digits = new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits; } catch (_) { /* unknown code */ }
+    let cleaned = text.replace(/[\s\u00a0]/g, "");
+    if (cleaned.includes(",") && !cleaned.includes(".")) cleaned = cleaned.replace(",", ".");
+    if (!/^(\d+\.?\d*|\.\d+)$/.test(cleaned)) return null;
+    return Math.round(parseFloat(cleaned) * 10 ** digits);
+  }
+
+  function actionCard(form, changed) {
+    const type = form.querySelector("[data-action-type]");
+    const order = form.querySelector("[data-action-order]");
+    const amount = form.querySelector("[data-action-amount]");
+    const currency = form.querySelector("[data-action-currency]");
+    const warning = form.querySelector("[data-authority-warning]");
+    if (!type || !amount || !currency || !warning) return;
+    const kind = type.selectedOptions[0];
+    const chosenOrder = order && order.value ? order.selectedOptions[0] : null;
+    if (changed === order && chosenOrder && chosenOrder.dataset.currency) currency.value = chosenOrder.dataset.currency;
+    const perAction = form.closest(".actions-card").querySelector("[data-per-action]");
+    if (perAction && kind) perAction.textContent = kind.dataset.limitText;
+    const wholeOrder = type.value === "refund" && chosenOrder;
+    amount.placeholder = wholeOrder ? chosenOrder.dataset.refundHint : "";
+    const value = amount.value.trim() === "" && wholeOrder ? Number(chosenOrder.dataset.refundable) : minorUnits(amount.value, currency.value);
+    const over = (limit) => limit !== undefined && value !== null && value > Number(limit);
+    let text = "";
+    if (currency.value !== form.dataset.authorityCurrency) text = form.dataset.overCurrency;
+    else if (kind && over(kind.dataset.limit)) text = kind.dataset.over;
+    else if (over(form.dataset.customerLeft)) text = form.dataset.overCustomer;
+    else if (over(form.dataset.todayLeft)) text = form.dataset.overToday;
+    warning.textContent = text;
+    warning.hidden = !text;
+  }
+
+  function actionCards(root) { root.querySelectorAll("[data-action-form]").forEach((form) => actionCard(form, null)); }
+  ["input", "change"].forEach((name) => document.addEventListener(name, (event) => {
+    const form = event.target.closest && event.target.closest("[data-action-form]");
+    if (form) actionCard(form, event.target);
+  }));
+
   document.addEventListener("htmx:afterSwap", (event) => {
     localTimes(event.target);
+    actionCards(event.target);
     if (selected) select(rows().find((r) => r.dataset.conversationId === selected));
   });
-  document.addEventListener("DOMContentLoaded", () => localTimes(document));
+  document.addEventListener("DOMContentLoaded", () => { localTimes(document); actionCards(document); });
 })();
