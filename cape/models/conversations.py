@@ -35,8 +35,10 @@ class Conversation(IdMixin, CreatedMixin, Base):
     # customer's conversations, newest activity first, each read from an index in that order.
     # Ingest moves last_activity_at of every conversation it touches, so the views' indexes are
     # partial: a new, unassigned conversation without a team updates only the ones it appears in.
-    # (PostgreSQL orders by the next column only after an equality, not after IS NULL: the
-    # unassigned views have indexes of their own.)
+    # The unassigned views by status have two: PostgreSQL orders by the next column only after an
+    # equality, not after IS NULL (ix_conversations_unassigned_status), and SQLite, with no
+    # statistics, ties that index with ix_conversations_status and takes whichever was created
+    # last; with assignee_id among its keys (ix_conversations_status_unassigned) it wins outright.
     __table_args__ = (
         Index(None, "last_activity_at", "id"),
         Index(None, "status", "last_activity_at", "id"),
@@ -55,6 +57,10 @@ class Conversation(IdMixin, CreatedMixin, Base):
         ),
         Index(
             "ix_conversations_unassigned_status", "status", "last_activity_at", "id",
+            sqlite_where=text("assignee_id IS NULL"), postgresql_where=text("assignee_id IS NULL"),
+        ),
+        Index(
+            "ix_conversations_status_unassigned", "status", "assignee_id", "last_activity_at", "id",
             sqlite_where=text("assignee_id IS NULL"), postgresql_where=text("assignee_id IS NULL"),
         ),
         Index(

@@ -24,6 +24,9 @@ INDEXES = [
     ("conversations", "ix_conversations_assigned_status", ["assignee_id", "status", "last_activity_at", "id"],
      "assignee_id IS NOT NULL"),
     ("conversations", "ix_conversations_unassigned_status", ["status", "last_activity_at", "id"], "assignee_id IS NULL"),
+    # The same for SQLite, which would otherwise tie it with ix_conversations_status (see the model).
+    ("conversations", "ix_conversations_status_unassigned", ["status", "assignee_id", "last_activity_at", "id"],
+     "assignee_id IS NULL"),
     ("conversations", "ix_conversations_team", ["team_id", "last_activity_at", "id"], "team_id IS NOT NULL"),
     ("conversations", "ix_conversations_team_status", ["team_id", "status", "last_activity_at", "id"],
      "team_id IS NOT NULL"),
