@@ -18,10 +18,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 import cape
-from cape import channels, jobs
+from cape import jobs
 from cape.actions import connectors
 from cape.actions.api import router as actions_router
 from cape.auth.api import router as users_router
+from cape.channels import registry as channels
 from cape.channels.api import router as channels_router
 from cape.channels.email.api import router as attachments_router
 from cape.channels.email.service import log_insecure_transports

@@ -167,8 +167,9 @@ def _serve(settings: Settings, *, workers: int, jobs: bool) -> None:
 
 def _prepare_jobs(settings: Settings) -> None:
     """What a process that runs jobs needs, as the app does it: the database, connectors, senders, tasks."""
-    from cape import channels, jobs
+    from cape import jobs
     from cape.actions import connectors
+    from cape.channels import registry as channels
 
     jobs.configure(_session_factory(settings), settings)
     connectors.configure(settings)
@@ -218,7 +219,7 @@ def token_create(
     from cape.auth.service import create_api_token, get_user_by_email
 
     with _work(_settings(data_dir=data_dir, database_url=database_url)) as session:
-        _, plain = create_api_token(session, user=get_user_by_email(session, email), name=name)
+        _, plain = create_api_token(session, user=get_user_by_email(session, email=email), name=name)
     typer.echo(plain)
 
 
@@ -232,7 +233,7 @@ def token_revoke(
     from cape.auth.service import get_user_by_email, revoke_api_tokens
 
     with _work(_settings(data_dir=data_dir, database_url=database_url), migrate=False) as session:
-        count = revoke_api_tokens(session, user=get_user_by_email(session, email))
+        count = revoke_api_tokens(session, user=get_user_by_email(session, email=email))
     typer.echo(f"revoked {count} token{'s' if count != 1 else ''}")
 
 

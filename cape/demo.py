@@ -836,7 +836,7 @@ def seed_demo(session: Session, *, settings: Settings | None = None) -> dict[str
     with clock_set_to(now - timedelta(days=SET_UP_DAYS_AGO)):
         users = _seed_users(session)
         mailbox = _seed_mailbox(session, admin=users["ada"])
-        web = builtin_channel(session, ChannelKind.web)
+        web = builtin_channel(session, kind=ChannelKind.web)
         _seed_authority(session, users)
         session.flush()
     session.commit()
@@ -961,7 +961,7 @@ class _Playback:
                 self._open(story, step)
             return
         state = self.conversations[story.key]
-        conversation = get_conversation(self.session, state.id, with_messages=False)
+        conversation = get_conversation(self.session, conversation_id=state.id, with_messages=False)
         match step:
             case Reply():
                 message = add_reply(self.session, conversation=conversation, author=self.users[step.agent],

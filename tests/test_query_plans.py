@@ -33,7 +33,7 @@ def data(db, alice_agent):
     mine, teams, _ = (make_inbound(db, email="olivia@example.org") for _ in range(3))
     actor = alice_agent.user
     for result, change in ((mine, {"assignee_id": actor.id}), (teams, {"team_id": team.id})):
-        conversation = service.get_conversation(db, result.conversation_id, with_messages=False)
+        conversation = service.get_conversation(db, conversation_id=result.conversation_id, with_messages=False)
         service.update_conversation(db, conversation=conversation, actor=actor, **change)
     db.commit()
     return {
@@ -78,7 +78,9 @@ PAGE_QUERIES = {
     "conversation history": lambda db, d: service.conversation_activities(
         db, conversation_id=d["conversation_id"], limit=30
     ),
-    "customer timeline": lambda db, d: customer_timeline(db, customer=get_customer(db, d["customer_id"]), limit=100),
+    "customer timeline": lambda db, d: customer_timeline(
+        db, customer=get_customer(db, customer_id=d["customer_id"]), limit=100
+    ),
 }
 
 

@@ -35,7 +35,7 @@ router = APIRouter(prefix="/api/v1", tags=["actions"])
 @router.post("/conversations/{conversation_id}/actions", response_model=ActionOut, status_code=201)
 def take_action(conversation_id: IdPath, body: ActionIn, session: DbSession, user: CurrentUser):
     """Executed at once within the agent's authority ("executed"), else a request ("pending_approval")."""
-    conversation = conversations_service.get_conversation(session, conversation_id, with_messages=False)
+    conversation = conversations_service.get_conversation(session, conversation_id=conversation_id, with_messages=False)
     action = service.take_action(
         session, conversation=conversation, actor=user, action_type=ActionType(body.type), amount=body.amount,
         currency=body.currency, reason=body.reason, note=body.note, order_id=body.order_id,
@@ -141,13 +141,13 @@ def my_authority(session: DbSession, user: CurrentUser):
 
 @router.get("/users/{user_id}/authority", response_model=AuthorityOut)
 def get_user_authority(user_id: IdPath, session: DbSession, admin: Admin):
-    user = auth_service.get_user(session, user_id)
+    user = auth_service.get_user(session, user_id=user_id)
     return _authority_out(authority.authority_for(session, user=user), user_id=user.id)
 
 
 @router.put("/users/{user_id}/authority", response_model=AuthorityOut)
 def put_user_authority(user_id: IdPath, body: AuthorityIn, session: DbSession, admin: Admin):
-    user = auth_service.get_user(session, user_id)
+    user = auth_service.get_user(session, user_id=user_id)
     authority.set_authority(session, actor=admin, user=user, **body.model_dump())
     return _authority_out(authority.authority_for(session, user=user), user_id=user.id)
 

@@ -30,7 +30,7 @@ def create_user(body: UserCreate, session: DbSession, admin: Admin):
 @router.patch("/users/{user_id}", response_model=UserOut)
 def update_user(user_id: IdPath, body: UserPatch, session: DbSession, admin: Admin):
     """Rename, change role or language, deactivate (sessions and tokens stop working) or reactivate."""
-    user = service.get_user(session, user_id)
+    user = service.get_user(session, user_id=user_id)
     return service.update_user(session, user=user, actor=admin, **body.model_dump(exclude_unset=True))
 
 
@@ -48,7 +48,7 @@ def create_team(body: TeamCreate, session: DbSession, admin: Admin):
 @router.patch("/teams/{team_id}", response_model=TeamOut, tags=["teams"])
 def update_team(team_id: IdPath, body: TeamPatch, session: DbSession, admin: Admin):
     """Rename, replace the members (the whole list), deactivate or reactivate a team."""
-    team = service.get_team(session, team_id)
+    team = service.get_team(session, team_id=team_id)
     team = service.update_team(session, team=team, actor=admin, **body.model_dump(exclude_unset=True))
     return TeamOut(id=team.id, name=team.name, is_active=team.is_active,
-                   member_ids=service.team_member_ids(session, team))  # fmt: skip
+                   member_ids=service.team_member_ids(session, team=team))  # fmt: skip

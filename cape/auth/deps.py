@@ -91,7 +91,7 @@ def _authenticate(
     auth = request.headers.get("authorization")
     if auth:
         scheme, _, token = auth.partition(" ")
-        caller = token_caller(session, token.strip()) if scheme.lower() == "bearer" else None
+        caller = token_caller(session, plain=token.strip()) if scheme.lower() == "bearer" else None
         if caller is None:
             raise NotAuthenticated("invalid or revoked API token")
         if caller.use_unnoted:
@@ -105,7 +105,7 @@ def _authenticate(
         return user
     key = request.session.get(SESSION_KEY)
     if isinstance(key, str):
-        user_id = user_id_for_web_session(session, key)
+        user_id = user_id_for_web_session(session, key=key)
         if user_id is not None:
             request.state.authenticated_by = "cookie"
             user = session.get_one(User, user_id)

@@ -71,14 +71,14 @@ def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.is_active.desc(), User.name, User.id)))
 
 
-def get_user(session: Session, user_id: int) -> User:
+def get_user(session: Session, *, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None:
         raise NotFound(f"user {user_id} not found")
     return user
 
 
-def get_user_by_email(session: Session, email: str) -> User:
+def get_user_by_email(session: Session, *, email: str) -> User:
     user = session.scalar(select(User).where(User.email == normalize_email(email)))
     if user is None:
         raise NotFound(f"no user with email {email}")
@@ -139,12 +139,12 @@ _SESSION_USER = """SELECT users.id FROM user_sessions JOIN users ON users.id = u
     WHERE user_sessions.key_hash = :key_hash AND user_sessions.revoked_at IS NULL AND users.is_active"""
 
 
-def user_id_for_web_session(session: Session, key: str) -> int | None:
+def user_id_for_web_session(session: Session, *, key: str) -> int | None:
     """The id of the active user signed in with this browser session's key, or None."""
     return RawSql.of(session).scalar(_SESSION_USER, {"key_hash": _hash_token(key)})
 
 
-def end_web_session(session: Session, key: str) -> None:
+def end_web_session(session: Session, *, key: str) -> None:
     """Sign a browser out: its key, and every copy of its cookie, stop working."""
     _end_web_sessions(session, UserSession.key_hash == _hash_token(key))
 
@@ -188,7 +188,7 @@ class TokenCaller:
     use_unnoted: bool  # the token's last use is older than is worth noting (``note_token_use``)
 
 
-def token_caller(session: Session, plain: str) -> TokenCaller | None:
+def token_caller(session: Session, *, plain: str) -> TokenCaller | None:
     """Who calls with this bearer token (an active user), or None; only reads."""
     if not plain.startswith(TOKEN_PREFIX):
         return None
@@ -214,9 +214,9 @@ def note_token_use(session: Session, *, token_id: int) -> None:
     )
 
 
-def user_id_for_token(session: Session, plain: str) -> int | None:
+def user_id_for_token(session: Session, *, plain: str) -> int | None:
     """The id of the active user behind a bearer token, or None; notes the token's use."""
-    caller = token_caller(session, plain)
+    caller = token_caller(session, plain=plain)
     if caller is None:
         return None
     if caller.use_unnoted:
@@ -227,11 +227,11 @@ def user_id_for_token(session: Session, plain: str) -> int | None:
 def active_user_id(session: Session, *, token: str | None = None, session_key: str | None = None) -> int:
     """The caller's user id, from an API token or a browser session's key; else NotAuthenticated."""
     if token is not None:
-        found = user_id_for_token(session, token)
+        found = user_id_for_token(session, plain=token)
         if found is None:
             raise NotAuthenticated("invalid or revoked API token")
         return found
-    if session_key is not None and (found := user_id_for_web_session(session, session_key)) is not None:
+    if session_key is not None and (found := user_id_for_web_session(session, key=session_key)) is not None:
         return found
     raise NotAuthenticated("sign in, or send an API token as 'Authorization: Bearer <token>'")
 
@@ -252,14 +252,14 @@ def user_teams(session: Session, *, user_id: int) -> list[Team]:
     return list(session.scalars(query.order_by(Team.name, Team.id)))
 
 
-def get_team(session: Session, team_id: int) -> Team:
+def get_team(session: Session, *, team_id: int) -> Team:
     team = session.get(Team, team_id)
     if team is None:
         raise NotFound(f"team {team_id} not found")
     return team
 
 
-def team_member_ids(session: Session, team: Team) -> list[int]:
+def team_member_ids(session: Session, *, team: Team) -> list[int]:
     query = select(TeamMember.user_id).where(TeamMember.team_id == team.id).order_by(TeamMember.user_id)
     return list(session.scalars(query))
 
@@ -292,7 +292,7 @@ def update_team(
 
     A deactivated team keeps its conversations; no conversation can be given to it meanwhile.
     """
-    members_before = team_member_ids(session, team)
+    members_before = team_member_ids(session, team=team)
     before = _team_snapshot(team, members_before)
     if name is not None and name.strip() != team.name:
         if not name.strip():

@@ -37,12 +37,12 @@ def sign_in(
     email_key, address = service.normalize_email(email), throttle.address_key(client_host)
     counted = [(throttle.SIGN_IN_BY_EMAIL_AND_ADDRESS, f"{email_key} {address}"),
                (throttle.SIGN_IN_BY_EMAIL, email_key), (throttle.SIGN_IN_BY_ADDRESS, address)]  # fmt: skip
-    throttle.serialize(session, email_key, address)
-    if wait := max(throttle.retry_after(session, limit, key) or 0 for limit, key in counted):
+    throttle.serialize(session, keys=[email_key, address])
+    if wait := max(throttle.retry_after(session, limit=limit, key=key) or 0 for limit, key in counted):
         raise TooManyAttempts("too many sign-in attempts; try again later", retry_after_s=wait)
     # Counted before the password is checked, so that parallel guesses count too; taken back
     # below when the password is right.
-    hit_ids = [throttle.hit(session, limit, key) for limit, key in counted]
+    hit_ids = [throttle.hit(session, limit=limit, key=key) for limit, key in counted]
     candidate = service.sign_in_candidate(session, email=email)
     session.commit()  # hashing takes a while: no transaction (on SQLite, the write turn) waits on it
     user_id = service.check_password(candidate, password)
@@ -50,8 +50,9 @@ def sign_in(
     user = service.signed_in_user(session, candidate=candidate, new_hash=new_hash) if user_id else None
     if user is None:
         raise NotAuthenticated("wrong email or password", code="bad_credentials")
-    throttle.uncount(session, hit_ids)
-    throttle.forget(session, *counted[0])  # and earlier misses on this account from this address
+    throttle.uncount(session, hit_ids=hit_ids)
+    limit, key = counted[0]
+    throttle.forget(session, limit=limit, key=key)  # and earlier misses on this account from this address
     if previous_key is not None:
-        service.end_web_session(session, previous_key)
+        service.end_web_session(session, key=previous_key)
     return service.start_web_session(session, user=user, user_agent=user_agent, keep_for=keep_for)

@@ -52,7 +52,7 @@ def address_key(host: str | None) -> str:
     return str(address)
 
 
-def serialize(session: Session, *keys: str) -> None:
+def serialize(session: Session, *, keys: list[str]) -> None:
     """Let one transaction at a time count attempts for each of ``keys`` (check, then count, is a
     race otherwise); always take them in the same order. On SQLite every writing transaction is
     alone already."""
@@ -66,7 +66,7 @@ def _stored(key: str) -> str:
     return key if len(key) <= 320 else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
-def retry_after(session: Session, limit: Limit, key: str) -> int | None:
+def retry_after(session: Session, *, limit: Limit, key: str) -> int | None:
     """Seconds until ``key`` is under ``limit`` again; None when it is now."""
     now = utcnow()
     recent = (
@@ -83,7 +83,7 @@ def retry_after(session: Session, limit: Limit, key: str) -> int | None:
     return max(1, int((times[-1] + limit.window - now).total_seconds()) + 1)
 
 
-def hit(session: Session, limit: Limit, key: str) -> int:
+def hit(session: Session, *, limit: Limit, key: str) -> int:
     """Count an attempt; returns its id, for ``uncount``."""
     row = RateLimitHit(scope=limit.scope, key=_stored(key))
     session.add(row)
@@ -91,12 +91,12 @@ def hit(session: Session, limit: Limit, key: str) -> int:
     return row.id
 
 
-def uncount(session: Session, hit_ids: list[int]) -> None:
+def uncount(session: Session, *, hit_ids: list[int]) -> None:
     """Take back attempts counted ahead of time that turned out fine (a right password)."""
     session.execute(delete(RateLimitHit).where(RateLimitHit.id.in_(hit_ids)))
 
 
-def forget(session: Session, limit: Limit, key: str) -> None:
+def forget(session: Session, *, limit: Limit, key: str) -> None:
     """Clear ``key``'s count (a sign-in that succeeded)."""
     session.execute(delete(RateLimitHit).where(RateLimitHit.scope == limit.scope, RateLimitHit.key == _stored(key)))
 

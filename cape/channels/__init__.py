@@ -1,15 +1,2 @@
-"""Channels: one adapter per way customers reach us, each registering its sender at start-up."""
-
-from __future__ import annotations
-
-from cape.config import Settings
-
-
-def setup(settings: Settings) -> None:
-    """Register every channel's outbound sender (called when the app and the worker start)."""
-    from cape.channels import outbound
-    from cape.channels.email.sender import EmailSender
-    from cape.channels.integrations.sender import ApiWebhookSender
-
-    outbound.register_sender(EmailSender(settings))
-    outbound.register_sender(ApiWebhookSender(settings))
+"""Channels: one adapter per way customers reach us, each registering its sender at start-up
+(``cape.channels.registry.setup``)."""

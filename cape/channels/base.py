@@ -59,7 +59,7 @@ class InboundMessage:
     attachments: list[InboundAttachment] = field(default_factory=list)
 
 
-def builtin_channel(session: Session, kind: ChannelKind) -> Channel:
+def builtin_channel(session: Session, *, kind: ChannelKind) -> Channel:
     """The single built-in channel of a kind (web form, API), created on first use."""
     key = kind.value
     known = session.info.setdefault(_BUILTIN_CHANNELS, {})

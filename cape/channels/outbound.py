@@ -1,7 +1,7 @@
 """The one way out: every outbound message goes through ``queue_outbound``.
 
 Each channel adapter registers a ``Sender`` when the app or the worker starts
-(``cape.channels.setup``), never as a side effect of an import. For a conversation, ``route_for``
+(``cape.channels.registry.setup``), never as a side effect of an import. For a conversation, ``route_for``
 picks the first registered sender that can carry a reply: its own channel's sender, else a
 fallback (a contact-form conversation is answered by email from the default outbound mailbox; an
 API conversation through the integration's webhook, else by email). The outbound message then

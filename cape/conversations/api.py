@@ -50,7 +50,7 @@ async def post_inbound(body: InboundIn, request: Request, credentials: Unchecked
         # In the inbound writer's transaction: the caller is checked before anything is stored.
         user_id = active_user_id(session, token=credentials.token, session_key=credentials.session_key)
         return InboundMessage(
-            channel=builtin_channel(session, kind), sender=sender, subject=body.subject, body_text=body.body,
+            channel=builtin_channel(session, kind=kind), sender=sender, subject=body.subject, body_text=body.body,
             external_id=body.external_id, conversation_id=body.conversation_id, raw=raw,
             raw_content_type="application/json", meta={"submitted_by_user_id": user_id}, language=body.language,
         )  # fmt: skip
@@ -103,7 +103,7 @@ def list_conversations(
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationDetailOut)
 def get_conversation(conversation_id: IdPath, session: DbSession, user: CurrentUser):
-    conversation = service.get_conversation(session, conversation_id)
+    conversation = service.get_conversation(session, conversation_id=conversation_id)
     return ConversationDetailOut(
         **conversation_out(conversation).model_dump(),
         messages=[message_out(m) for m in conversation.messages],
@@ -112,7 +112,7 @@ def get_conversation(conversation_id: IdPath, session: DbSession, user: CurrentU
 
 @router.post("/conversations/{conversation_id}/replies", response_model=MessageOut, status_code=201)
 def post_reply(conversation_id: IdPath, body: ReplyIn, session: DbSession, user: CurrentUser):
-    conversation = service.get_conversation(session, conversation_id, with_messages=False)
+    conversation = service.get_conversation(session, conversation_id=conversation_id, with_messages=False)
     message = service.add_reply(
         session, conversation=conversation, author=user, body=body.body, internal=body.internal, cc=body.cc
     )
@@ -122,21 +122,21 @@ def post_reply(conversation_id: IdPath, body: ReplyIn, session: DbSession, user:
 @router.post("/messages/{message_id}/retry", response_model=MessageOut)
 def retry_message(message_id: IdPath, session: DbSession, user: CurrentUser):
     """Try again to deliver a reply that failed or could not be carried (409 for any other message)."""
-    message, conversation = service.get_message(session, message_id)
+    message, conversation = service.get_message(session, message_id=message_id)
     return message_out(outbound.retry_delivery(session, message=message, conversation=conversation, actor=user))
 
 
 @router.post("/messages/{message_id}/delivery", response_model=MessageOut)
 def report_delivery(message_id: IdPath, body: DeliveryReportIn, session: DbSession, user: CurrentUser):
     """For integrations: report that a reply reached the customer, or that it did not."""
-    message, _ = service.get_message(session, message_id)
+    message, _ = service.get_message(session, message_id=message_id)
     status = DeliveryStatus(body.status)
     return message_out(outbound.record_report(session, message=message, status=status, error=body.error))
 
 
 @router.patch("/conversations/{conversation_id}", response_model=ConversationOut)
 def patch_conversation(conversation_id: IdPath, body: ConversationPatch, session: DbSession, user: CurrentUser):
-    conversation = service.get_conversation(session, conversation_id, with_messages=False)
+    conversation = service.get_conversation(session, conversation_id=conversation_id, with_messages=False)
     changes = body.model_dump(exclude_unset=True)
     updated = service.update_conversation(session, conversation=conversation, actor=user, **changes)
     return conversation_out(updated)

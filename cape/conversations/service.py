@@ -412,7 +412,7 @@ def recent_conversations(session: Session, *, customer_id: int, limit: int) -> l
     return list(session.execute(query))
 
 
-def get_conversation(session: Session, conversation_id: int, *, with_messages: bool = True) -> Conversation:
+def get_conversation(session: Session, *, conversation_id: int, with_messages: bool = True) -> Conversation:
     """A conversation with its customer, channel, assignee, tags and (optionally) every message."""
     options = list(_inbox_options())
     if with_messages:
@@ -424,7 +424,7 @@ def get_conversation(session: Session, conversation_id: int, *, with_messages: b
     return conversation
 
 
-def get_message(session: Session, message_id: int) -> tuple[Message, Conversation]:
+def get_message(session: Session, *, message_id: int) -> tuple[Message, Conversation]:
     """A message (with its channel and author) and its conversation (with its channel)."""
     message = session.scalar(
         select(Message)
@@ -433,7 +433,7 @@ def get_message(session: Session, message_id: int) -> tuple[Message, Conversatio
     )
     if message is None:
         raise NotFound(f"message {message_id} not found")
-    return message, get_conversation(session, message.conversation_id, with_messages=False)
+    return message, get_conversation(session, conversation_id=message.conversation_id, with_messages=False)
 
 
 def conversation_messages(
@@ -631,7 +631,7 @@ def update_conversation(
         events.emit(session, "conversation.updated", conversation_id=conversation.id)
     session.flush()
     session.refresh(conversation)
-    return get_conversation(session, conversation.id, with_messages=False)
+    return get_conversation(session, conversation_id=conversation.id, with_messages=False)
 
 
 def _assign(

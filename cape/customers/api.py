@@ -15,12 +15,12 @@ router = APIRouter(prefix="/api/v1", tags=["customers"])
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut)
 def get_customer(customer_id: IdPath, session: DbSession, user: CurrentUser):
-    return service.get_customer(session, customer_id)
+    return service.get_customer(session, customer_id=customer_id)
 
 
 @router.get("/customers/{customer_id}/timeline", response_model=TimelineOut)
 def customer_timeline(customer_id: IdPath, session: DbSession, user: CurrentUser):
-    customer = service.get_customer(session, customer_id)
+    customer = service.get_customer(session, customer_id=customer_id)
     entries = service.customer_timeline(session, customer=customer)
     return TimelineOut(customer_id=customer.id, items=[_timeline_item(e) for e in entries])
 
@@ -28,8 +28,8 @@ def customer_timeline(customer_id: IdPath, session: DbSession, user: CurrentUser
 @router.post("/customers/{customer_id}/merge", response_model=CustomerOut)
 def merge_customers(customer_id: IdPath, body: MergeIn, session: DbSession, user: Supervisor):
     """Fold a duplicate into this customer (supervisors and admins)."""
-    target = service.get_customer(session, customer_id)
-    other = service.get_customer(session, body.other_id)
+    target = service.get_customer(session, customer_id=customer_id)
+    other = service.get_customer(session, customer_id=body.other_id)
     return service.merge_customers(session, target=target, other=other, actor=user)
 
 

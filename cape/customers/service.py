@@ -120,7 +120,7 @@ def resolve_customer_id(session: Session, *, sender: Sender) -> int:
     return customer_id
 
 
-def get_customer(session: Session, customer_id: int) -> Customer:
+def get_customer(session: Session, *, customer_id: int) -> Customer:
     """A customer with identities and orders loaded."""
     customer = session.scalar(
         select(Customer)
@@ -132,17 +132,17 @@ def get_customer(session: Session, customer_id: int) -> Customer:
     return customer
 
 
-def find_customer(session: Session, reference: str) -> Customer:
+def find_customer(session: Session, *, reference: str) -> Customer:
     """A customer by number ("42" or "#42"), email address or phone number."""
     reference = reference.strip()
     if re.fullmatch(r"#?\d{1,18}", reference):
-        return get_customer(session, int(reference.lstrip("#")))
+        return get_customer(session, customer_id=int(reference.lstrip("#")))
     kind = IdentityKind.email if "@" in reference else IdentityKind.phone
     value = normalize_identity(kind, reference)
     customer_id = session.scalar(select(Identity.customer_id).where(Identity.kind == kind, Identity.value == value))
     if customer_id is None:
         raise NotFound(f"no customer with {kind.value} {value}")
-    return get_customer(session, customer_id)
+    return get_customer(session, customer_id=customer_id)
 
 
 def merge_customers(session: Session, *, target: Customer, other: Customer, actor: User) -> Customer:
@@ -195,7 +195,7 @@ def merge_customers(session: Session, *, target: Customer, other: Customer, acto
         after={"merged_into_id": target.id, "target_name": target.name, "moved": moved},
     )  # fmt: skip
     session.expire(target)
-    return get_customer(session, target.id)
+    return get_customer(session, customer_id=target.id)
 
 
 def _merge_snapshot(session: Session, customer: Customer) -> dict:

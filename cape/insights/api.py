@@ -19,8 +19,8 @@ router = APIRouter(prefix="/api/v1", tags=["insights"])
 
 @router.post("/conversations/{conversation_id}/hero-moments", response_model=HeroMomentOut, status_code=201)
 def record_hero_moment(conversation_id: IdPath, body: HeroMomentIn, session: DbSession, user: CurrentUser):
-    conversation = conversations_service.get_conversation(session, conversation_id, with_messages=False)
-    hero = auth_service.get_user(session, body.user_id)
+    conversation = conversations_service.get_conversation(session, conversation_id=conversation_id, with_messages=False)
+    hero = auth_service.get_user(session, user_id=body.user_id)
     moment = heroes.record_hero_moment(
         session, conversation=conversation, user=hero, quote=body.quote, source=body.source,
         message_id=body.message_id, recorded_by=user,

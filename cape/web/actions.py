@@ -46,7 +46,7 @@ def take_action(
     note: Annotated[str, Form()] = "",
     order_id: Annotated[str, Form()] = "",
 ):
-    conversation = conversations_service.get_conversation(session, conversation_id, with_messages=False)
+    conversation = conversations_service.get_conversation(session, conversation_id=conversation_id, with_messages=False)
     typed = {"type": type, "order_id": order_id, "amount": amount, "currency": currency, "reason": reason, "note": note}
     try:
         # A savepoint, so a refusal part-way leaves nothing behind when the request commits.
@@ -191,7 +191,7 @@ def save_authority(
                 raise InvalidInput("user_id", "give exactly one of a user or a role")
             if user_id and not (user_id.isdigit() and int(user_id) <= MAX_ID):
                 raise InvalidInput("user_id", "not a user")
-            target_user = auth_service.get_user(session, int(user_id)) if user_id else None
+            target_user = auth_service.get_user(session, user_id=int(user_id)) if user_id else None
             role = Role(role_name) if role_name else None
             authority_service.set_authority(
                 session, actor=user, user=target_user, role=role, currency=currency,

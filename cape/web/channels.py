@@ -133,6 +133,6 @@ def set_reply_webhook(
 @router.post("/admin/channels/{channel_id}/active")
 def set_channel_active(channel_id: IdPath, session: DbSession, user: Admin, active: Annotated[bool, Form()] = False):
     """Stop taking mail in through a channel, or start again."""
-    channel = email_service.get_email_channel(session, channel_id)
+    channel = email_service.get_email_channel(session, channel_id=channel_id)
     email_service.update_email_channel(session, channel=channel, actor=user, is_active=active)
     return RedirectResponse("/admin/channels", status_code=303)

@@ -57,8 +57,8 @@ OTHER_CONVERSATIONS = 10
 def conversation_context(request: Request, session, conversation_id: int, user: User) -> dict:
     """Everything the conversation page shows, for ``user``."""
     settings = request.app.state.settings
-    conversation = service.get_conversation(session, conversation_id, with_messages=False)
-    customer = customers_service.get_customer(session, conversation.customer_id)
+    conversation = service.get_conversation(session, conversation_id=conversation_id, with_messages=False)
+    customer = customers_service.get_customer(session, customer_id=conversation.customer_id)
     messages, earlier_messages = service.conversation_messages(
         session, conversation_id=conversation.id, limit=MESSAGES_PER_PAGE
     )
@@ -70,7 +70,7 @@ def conversation_context(request: Request, session, conversation_id: int, user: 
         "conversation": conversation,
         "messages": messages,
         "earlier_messages": earlier_messages,
-        "attachments": email_service.attachments_by_message(session, [m.id for m in messages]),
+        "attachments": email_service.attachments_by_message(session, message_ids=[m.id for m in messages]),
         "customer": customer,
         "activities": activities,
         "earlier_activities": earlier_activities,
@@ -114,14 +114,14 @@ def earlier_messages(
     request: Request, conversation_id: IdPath, session: DbSession, user: CurrentUser, before: str | None = None
 ):
     """The page of messages before the cursor ``before`` (the latest without it), for "show earlier"."""
-    conversation = service.get_conversation(session, conversation_id, with_messages=False)
+    conversation = service.get_conversation(session, conversation_id=conversation_id, with_messages=False)
     messages, earlier = service.conversation_messages(
         session, conversation_id=conversation.id, limit=MESSAGES_PER_PAGE, before=before
     )
     context = {
         "conversation": conversation, "customer": conversation.customer, "messages": messages,
         "earlier_messages": earlier,
-        "attachments": email_service.attachments_by_message(session, [m.id for m in messages]),
+        "attachments": email_service.attachments_by_message(session, message_ids=[m.id for m in messages]),
     }  # fmt: skip
     return render(request, "_messages.html", context, user=user)
 
@@ -131,7 +131,7 @@ def earlier_history(
     request: Request, conversation_id: IdPath, session: DbSession, user: CurrentUser, before: str | None = None
 ):
     """The page of history entries before the cursor ``before`` (the latest without it), for "show earlier"."""
-    conversation = service.get_conversation(session, conversation_id, with_messages=False)
+    conversation = service.get_conversation(session, conversation_id=conversation_id, with_messages=False)
     activities, earlier = service.conversation_activities(
         session, conversation_id=conversation.id, limit=HISTORY_PER_PAGE, before=before
     )
@@ -149,7 +149,7 @@ def conversation_reply(
     internal: Annotated[bool, Form()] = False,
     cc: Annotated[str | None, Form()] = None,
 ):
-    conversation = service.get_conversation(session, conversation_id, with_messages=False)
+    conversation = service.get_conversation(session, conversation_id=conversation_id, with_messages=False)
     error = None
     copies = None if cc is None else [a for a in re.split(r"[,;\s]+", cc) if a]
     try:
@@ -169,7 +169,7 @@ def retry_delivery(
     request: Request, conversation_id: IdPath, message_id: IdPath, session: DbSession, user: CurrentUser
 ):
     """Try again to deliver a reply that failed or could not be sent."""
-    message, conversation = service.get_message(session, message_id)
+    message, conversation = service.get_message(session, message_id=message_id)
     error = None
     if conversation.id != conversation_id:
         raise NotFound(f"message {message_id} not found in this conversation")
@@ -196,7 +196,7 @@ def conversation_update(
     assignee_seen: Annotated[str | None, Form()] = None,
 ):
     """The Details form and the status buttons. ``assignee_seen`` is the assignee the form showed."""
-    conversation = service.get_conversation(session, conversation_id, with_messages=False)
+    conversation = service.get_conversation(session, conversation_id=conversation_id, with_messages=False)
     failure: CapeError | None = None
     try:
         with session.begin_nested():  # a refused change leaves nothing half done

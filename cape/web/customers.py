@@ -30,7 +30,7 @@ TIMELINE_ENTRIES = 100
 
 
 def _customer_context(session, customer_id: int, user: User) -> dict:
-    customer = customers_service.get_customer(session, customer_id)
+    customer = customers_service.get_customer(session, customer_id=customer_id)
     conversations, older = conversations_service.list_conversations(
         session, customer_id=customer.id, limit=CONVERSATIONS_PER_PAGE
     )
@@ -48,7 +48,7 @@ def older_conversations(
     request: Request, customer_id: IdPath, session: DbSession, user: CurrentUser, cursor: str | None = None
 ):
     """The customer's page of conversations after ``cursor`` (the first without it), for "older conversations"."""
-    customer = customers_service.get_customer(session, customer_id)
+    customer = customers_service.get_customer(session, customer_id=customer_id)
     conversations, older = conversations_service.list_conversations(
         session, customer_id=customer.id, limit=CONVERSATIONS_PER_PAGE, cursor=cursor
     )
@@ -65,10 +65,10 @@ def customer_merge(
     other: Annotated[str, Form()] = "",
 ):
     """Fold a duplicate (given by customer number, email or phone) into this customer (supervisors)."""
-    target = customers_service.get_customer(session, customer_id)
+    target = customers_service.get_customer(session, customer_id=customer_id)
     try:
         with session.begin_nested():  # a refused merge leaves nothing half done
-            duplicate = customers_service.find_customer(session, other)
+            duplicate = customers_service.find_customer(session, reference=other)
             customers_service.merge_customers(session, target=target, other=duplicate, actor=user)
     except CapeError as exc:
         session.expire_all()

@@ -76,6 +76,6 @@ def login(
 @router.post("/logout")
 def logout(request: Request, session: DbSession, user: CurrentUser):
     if isinstance(key := request.session.get(SESSION_KEY), str):
-        auth_service.end_web_session(session, key)  # a copy of the cookie stops working too
+        auth_service.end_web_session(session, key=key)  # a copy of the cookie stops working too
     request.session.clear()
     return RedirectResponse("/login", status_code=303)

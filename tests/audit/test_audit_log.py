@@ -113,13 +113,13 @@ def test_adding_and_deactivating_a_channel_is_audited_without_its_credentials(cl
     added = client.post("/admin/channels/email", data=form, headers=carol_admin.headers, follow_redirects=False)
     assert added.status_code == 303
     channel = db.scalars(select(Channel).where(Channel.key == "email:help@example.com")).one()
-    assert channel_for_recipient(db, "help@example.com") is not None
+    assert channel_for_recipient(db, recipient="help@example.com") is not None
 
     deactivated = client.post(f"/admin/channels/{channel.id}/active", headers=carol_admin.headers,
                               follow_redirects=False)  # fmt: skip
     assert deactivated.status_code == 303
     db.expire_all()
-    assert channel_for_recipient(db, "help@example.com") is None  # the listener no longer takes its mail
+    assert channel_for_recipient(db, recipient="help@example.com") is None  # the listener no longer takes its mail
     page = client.get("/admin/channels", headers=carol_admin.headers).text
     assert "help@example.com" in page and "data-reactivate" in page
     again = client.post(f"/admin/channels/{channel.id}/active", data={"active": "true"}, headers=carol_admin.headers)

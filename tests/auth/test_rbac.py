@@ -212,8 +212,8 @@ def test_one_address_guessing_many_emails_is_refused_too(client, db, alice_agent
 
 def test_counts_of_other_addresses_do_not_lock_a_user_out(client, db, alice_agent):
     for _ in range(SIGN_IN_BY_EMAIL_AND_ADDRESS.max_hits):  # someone else guessing, from elsewhere
-        hit(db, SIGN_IN_BY_EMAIL_AND_ADDRESS, f"{alice_agent.user.email} 203.0.113.7")
-        hit(db, SIGN_IN_BY_EMAIL, alice_agent.user.email)
+        hit(db, limit=SIGN_IN_BY_EMAIL_AND_ADDRESS, key=f"{alice_agent.user.email} 203.0.113.7")
+        hit(db, limit=SIGN_IN_BY_EMAIL, key=alice_agent.user.email)
     data = {"email": alice_agent.user.email, "password": PASSWORD, "csrf_token": form_csrf(client)}
     assert client.post("/login", data=data, follow_redirects=False).status_code == 303
 
@@ -222,7 +222,7 @@ def test_ipv6_clients_count_by_their_64_and_expired_counts_are_pruned(db, monkey
     assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
     assert address_key("::ffff:198.51.100.4") == address_key("198.51.100.4") == "198.51.100.4"
     assert address_key(None) == "unknown"
-    hit(db, SIGN_IN_BY_ADDRESS, "198.51.100.4")
+    hit(db, limit=SIGN_IN_BY_ADDRESS, key="198.51.100.4")
     later = utcnow() + SIGN_IN_BY_ADDRESS.window + timedelta(seconds=1)
     monkeypatch.setattr("cape.auth.throttle.utcnow", lambda: later)
     assert prune(db) >= 1
@@ -235,7 +235,7 @@ def test_right_passwords_do_not_count_and_one_account_guessed_from_everywhere_is
         client.cookies.clear()
     assert db.scalar(select(func.count()).select_from(RateLimitHit)) == 0
     for n in range(SIGN_IN_BY_EMAIL.max_hits):
-        hit(db, SIGN_IN_BY_EMAIL, alice_agent.user.email)
+        hit(db, limit=SIGN_IN_BY_EMAIL, key=alice_agent.user.email)
     data = {"email": alice_agent.user.email, "password": PASSWORD, "csrf_token": form_csrf(client)}
     assert client.post("/login", data=data).status_code == 429
 

@@ -71,7 +71,7 @@ def test_concurrent_inbound_over_http_files_each_message_once(live):
 
 def _inbound(session, email: str, **kwargs) -> InboundMessage:
     return InboundMessage(
-        channel=builtin_channel(session, ChannelKind.api), sender=Sender(email=email, name="Batch"),
+        channel=builtin_channel(session, kind=ChannelKind.api), sender=Sender(email=email, name="Batch"),
         body_text=kwargs.pop("body", "hello"), raw=b'{"body": "hello"}', raw_content_type="application/json", **kwargs,
     )  # fmt: skip
 

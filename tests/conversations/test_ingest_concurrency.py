@@ -60,7 +60,7 @@ def test_opposite_merges_at_once_never_make_a_cycle(committed):
 
     def merge(target_id: int, other_id: int) -> str:
         with committed() as session:
-            target, other = get_customer(session, target_id), get_customer(session, other_id)
+            target, other = get_customer(session, customer_id=target_id), get_customer(session, customer_id=other_id)
             actor = session.get(User, actor_id)
             if barrier is not None:
                 barrier.wait(timeout=30)

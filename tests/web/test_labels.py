@@ -186,7 +186,7 @@ def shop(db, client, alice_agent, bob_supervisor, carol_admin):
     customer.language = "da"
     db.commit()
 
-    conversation = conversations_service.get_conversation(db, conversation_id)
+    conversation = conversations_service.get_conversation(db, conversation_id=conversation_id)
     team = Team(name="Retours")
     db.add(team)
     db.flush()

@@ -126,7 +126,7 @@ def test_inbox_team_view_shows_the_teams_conversations(client, db, alice_agent, 
     team = create_team(db, name="Returns desk", member_ids=[alice_agent.user.id])
     theirs = make_inbound(db, name="Team Tina", subject="Return label")
     make_inbound(db, name="Other Otto", subject="Invoice copy")
-    conversation = get_conversation(db, theirs.conversation_id, with_messages=False)
+    conversation = get_conversation(db, conversation_id=theirs.conversation_id, with_messages=False)
     update_conversation(db, conversation=conversation, actor=bob_supervisor.user, team_id=team.id)
     db.commit()
     sign_in(client, alice_agent)

@@ -217,7 +217,7 @@ def channel_snapshot(channel: Channel, *, credentials: list[str] | None = None) 
     return snapshot
 
 
-def get_email_channel(session: Session, channel_id: int) -> Channel:
+def get_email_channel(session: Session, *, channel_id: int) -> Channel:
     channel = session.get(Channel, channel_id)
     if channel is None or channel.kind is not ChannelKind.email:
         raise NotFound(f"email channel {channel_id} not found")
@@ -265,7 +265,7 @@ def set_default_outbound(
     return channel
 
 
-def channel_for_recipient(session: Session, recipient: str) -> Channel | None:
+def channel_for_recipient(session: Session, *, recipient: str) -> Channel | None:
     """The active email channel that receives mail for this address (plus-tags allowed)."""
     local, _, domain = recipient.strip().strip("<>").lower().rpartition("@")
     if not local:
@@ -376,7 +376,7 @@ def message_attachments(session: Session, *, message_id: int) -> list[Attachment
     return list(session.scalars(select(Attachment).where(Attachment.message_id == message_id).order_by(Attachment.id)))
 
 
-def attachments_by_message(session: Session, message_ids: list[int]) -> dict[int, list[Attachment]]:
+def attachments_by_message(session: Session, *, message_ids: list[int]) -> dict[int, list[Attachment]]:
     """The attachments of several messages at once (one query), by message id."""
     found: dict[int, list[Attachment]] = {}
     if message_ids:

@@ -112,7 +112,7 @@ class InboundMailHandler:
         if known:
             return channel
         with mark_read_only(self.session_factory()) as session:
-            channel = channel_for_recipient(session, address)
+            channel = channel_for_recipient(session, recipient=address)
             if channel is not None:
                 session.expunge(channel)
         self.recipients.put(key, channel)

@@ -23,7 +23,7 @@ class ReplyWebhook:
 
 
 def api_channel(session: Session) -> Channel:
-    return builtin_channel(session, ChannelKind.api)
+    return builtin_channel(session, kind=ChannelKind.api)
 
 
 def reply_webhook(channel: Channel, app_secret: str) -> ReplyWebhook | None:

@@ -46,8 +46,8 @@ def submit_contact_form(session: Session, *, form: ContactForm, client_host: str
     "message") for a form that cannot be filed.
     """
     address = throttle.address_key(client_host)
-    throttle.serialize(session, address)
-    if wait := throttle.retry_after(session, throttle.CONTACT_BY_ADDRESS, address):
+    throttle.serialize(session, keys=[address])
+    if wait := throttle.retry_after(session, limit=throttle.CONTACT_BY_ADDRESS, key=address):
         raise TooManyAttempts("too many messages from this address; try again later", retry_after_s=wait)
     if errors := form_errors(form):
         field, reason = next(iter(errors.items()))
@@ -55,7 +55,7 @@ def submit_contact_form(session: Session, *, form: ContactForm, client_host: str
     values = {"name": form.name, "email": form.email, "subject": form.subject, "message": form.message,
               "language": form.language or ""}  # fmt: skip
     inbound = InboundMessage(
-        channel=builtin_channel(session, ChannelKind.web),
+        channel=builtin_channel(session, kind=ChannelKind.web),
         sender=Sender(email=form.email.strip(), name=form.name.strip() or None),
         subject=form.subject.strip() or None,
         body_text=form.message.strip(),
@@ -64,7 +64,7 @@ def submit_contact_form(session: Session, *, form: ContactForm, client_host: str
         language=form.language if form.language in SUPPORTED_LANGUAGES else None,
     )
     # Counted in the transaction that checked the limit (ingest commits): parallel posts count too.
-    throttle.hit(session, throttle.CONTACT_BY_ADDRESS, address)
+    throttle.hit(session, limit=throttle.CONTACT_BY_ADDRESS, key=address)
     try:
         return ingest(session, inbound=inbound)
     except InvalidInput as exc:

@@ -16,8 +16,9 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from cape import channels, jobs
+from cape import jobs
 from cape.app import create_app
+from cape.channels import registry as channels
 from cape.channels.email.imap import poll_mailboxes
 from cape.channels.email.send import MAX_ATTEMPTS
 from cape.channels.email.service import (
