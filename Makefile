@@ -1,5 +1,7 @@
 # Two commands matter: `make demo` (install + run with demo data) and `make test` (the whole suite).
 VENV ?= .venv
+# Test processes: the suite is sized for a 2-core machine (pytest-xdist).
+TEST_JOBS ?= 2
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
@@ -25,7 +27,7 @@ services:
 test: install services
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_JOBS) $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
