@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from datetime import datetime, tzinfo
 from decimal import Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel.dates import format_date, format_time, format_timedelta, get_datetime_format
+from babel.numbers import format_decimal
 from markupsafe import Markup
 
 from cape.kit.clock import utcnow
@@ -21,18 +24,26 @@ from cape.kit.money import format_amount, minor_digits
 FORMATS = ("date", "datetime", "time", "relative")
 
 
+@lru_cache(maxsize=64)
+def formatter(language: str, time_zone: str = "UTC") -> Formatter:
+    """The formatter for a language and zone, made once: parsing a locale costs more than using it."""
+    return Formatter(language, time_zone)
+
+
 class Formatter:
     """Formatting for one viewer: ``language`` (en, fr, da) and the time zone to show times in."""
 
     def __init__(self, language: str, time_zone: str | tzinfo = "UTC"):
         self.language = language
+        # Babel's functions take a Locale or its name; a name is parsed again on every call.
+        self.locale = Locale.parse(language)
         self.zone = ZoneInfo(time_zone) if isinstance(time_zone, str) else time_zone
 
     def money(self, amount: int | None, currency: str | None) -> str:
         """Minor units as the viewer writes money: "$120.50", « 89,00 € », "1.499,00 kr."."""
         if amount is None or not currency:
             return ""
-        return format_amount(amount, currency, locale=self.language)
+        return format_amount(amount, currency, locale=self.locale)
 
     def amount_input(self, amount: int | None, currency: str) -> str:
         """Minor units as a form field shows them for editing: "120.50", "1500" (JPY); "" for none."""
@@ -46,15 +57,15 @@ class Formatter:
             return ""
         local = moment.astimezone(self.zone)
         if style == "date":
-            return format_date(local, format="medium", locale=self.language)
+            return format_date(local, format="medium", locale=self.locale)
         if style == "time":
-            return format_time(local, format="short", locale=self.language)
+            return format_time(local, format="short", locale=self.locale)
         if style == "relative":
-            return format_timedelta(moment - utcnow(), add_direction=True, threshold=1.1, locale=self.language)
+            return format_timedelta(moment - utcnow(), add_direction=True, threshold=1.1, locale=self.locale)
         # The language's own way to join a medium date and a short time ("{1}, {0}", "{1} {0}").
-        pattern = get_datetime_format("medium", locale=self.language)
-        date_text = format_date(local, format="medium", locale=self.language)
-        time_text = format_time(local, format="short", locale=self.language)
+        pattern = get_datetime_format("medium", locale=self.locale)
+        date_text = format_date(local, format="medium", locale=self.locale)
+        time_text = format_time(local, format="short", locale=self.locale)
         return pattern.replace("{1}", date_text).replace("{0}", time_text)
 
     def when(self, moment: datetime | None, style: str = "datetime") -> Markup:
@@ -71,4 +82,11 @@ class Formatter:
 
     def duration(self, seconds: float) -> str:
         """How long, without direction: "3 hours", « 2 jours »."""
-        return format_timedelta(seconds, threshold=1.1, format="short", locale=self.language)
+        return format_timedelta(seconds, threshold=1.1, format="short", locale=self.locale)
+
+    def since(self, moment: datetime | None) -> str:
+        """How long ago, short and without direction ("3 hr", « 2 j »): waiting times in lists."""
+        return "" if moment is None else self.duration((utcnow() - moment).total_seconds())
+
+    def number(self, value: float) -> str:
+        return format_decimal(value, locale=self.locale)

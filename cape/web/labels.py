@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from functools import lru_cache
 from typing import NamedTuple
 
 from babel import Locale, UnknownLocaleError
@@ -149,6 +150,7 @@ LABELS: dict[str, dict[str, str | Term]] = {
 }
 
 
+@lru_cache(maxsize=256)
 def language_name(code: str, viewer: str) -> str:
     """A language's name in the viewer's language, from Babel ("danois" for a French viewer)."""
     try:

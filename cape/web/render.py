@@ -6,8 +6,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from babel.dates import format_timedelta
-from babel.numbers import format_decimal
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
@@ -15,20 +13,13 @@ from markupsafe import Markup
 from cape.auth.deps import csrf_token
 from cape.channels.email.parse import split_quoted
 from cape.i18n import negotiate, translations
-from cape.kit.clock import utcnow
 from cape.kit.html import text_to_html
 from cape.models import User
-from cape.web.formatting import Formatter
+from cape.web.formatting import formatter
 from cape.web.labels import label
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.autoescape = True
-
-
-def _since(value: datetime | None, language: str) -> str:
-    if value is None:
-        return ""
-    return format_timedelta(utcnow() - value, threshold=1.1, format="short", locale=language)
 
 
 def _moment(value: str | datetime | None) -> datetime | None:
@@ -63,7 +54,7 @@ def render(
     """Render a page or fragment in the viewer's language."""
     language = user.language if user else negotiate(request.headers.get("accept-language"))
     catalog = translations(language)
-    fmt = Formatter(language, request.app.state.settings.time_zone)
+    fmt = formatter(language, request.app.state.settings.time_zone)
     page = {
         "request": request,
         "user": user,
@@ -72,7 +63,7 @@ def render(
         "csrf_token": csrf_token(request) if "session" in request.scope else "",
         "_": catalog.gettext,
         "ngettext": catalog.ngettext,
-        "since": lambda value: _since(value, language),
+        "since": fmt.since,
         "money": fmt.money,
         "when": fmt.when,
         "moment": _moment,
@@ -81,7 +72,7 @@ def render(
         "text_html": lambda text: Markup(text_to_html(text or "")),  # noqa: S704
         "split_quoted": split_quoted,
         "label": lambda kind, value: label(catalog.gettext, kind, value, pgettext=catalog.pgettext, language=language),
-        "number": lambda value: format_decimal(value, locale=language),
+        "number": fmt.number,
         "with_inline_images": _with_inline_images,
     }
     page.update(context or {})
