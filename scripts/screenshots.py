@@ -43,7 +43,8 @@ def pages(page: Page, base: str) -> dict[str, str]:
     return {
         "login": "/login", "contact": "/contact", "inbox": "/inbox?view=all", "conversation": conversation,
         "customer": customer, "approvals": "/approvals", "review": "/review", "heroes": "/heroes",
-        "authority": "/admin/authority", "channels": "/admin/channels", "not-found": "/no-such-page",
+        "authority": "/admin/authority", "channels": "/admin/channels", "settings": "/admin/settings",
+        "not-found": "/no-such-page",
     }  # fmt: skip
 
 

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload, with_expression
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cape import events
@@ -367,6 +367,23 @@ def _inbox_options():
     )
 
 
+PREVIEW_CHARS = 200
+
+
+def _latest_inbound_text():
+    # In the page's own statement, not one per row: for each of its rows, the messages'
+    # (conversation_id, created_at, id) index is read from its newest end to the first message
+    # from the customer, and only the start of its text is taken.
+    return (
+        select(func.substr(Message.body_text, 1, PREVIEW_CHARS))
+        .where(Message.conversation_id == Conversation.id, Message.direction == MessageDirection.inbound)
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(1)
+        .correlate(Conversation)
+        .scalar_subquery()
+    )
+
+
 def list_conversations(
     session: Session,
     *,
@@ -377,13 +394,17 @@ def list_conversations(
     customer_id: int | None = None,
     limit: int = 25,
     cursor: str | None = None,
+    preview: bool = False,
 ) -> tuple[list[Conversation], str | None]:
-    """One page of conversations, newest activity first, with a cursor for the next page.
+    """One page of conversations, newest activity first, with a cursor for the next page; with
+    ``preview``, each with the start of the customer's latest message (``Conversation.preview``).
 
     Each filter, with or without a status, has an index that yields the rows in this order
     (the models' ``Conversation.__table_args__``), so a page reads only its own rows.
     """
     query = select(Conversation).options(*_inbox_options())
+    if preview:
+        query = query.options(with_expression(Conversation.preview, _latest_inbound_text()))
     if status is not None:
         query = query.where(Conversation.status == status)
     if assignee_id is not None:

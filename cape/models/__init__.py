@@ -27,6 +27,7 @@ from cape.models.customers import Customer, Identity, IdentityKind, Order
 from cape.models.email import Attachment, MailboxState
 from cape.models.insights import HeroMoment
 from cape.models.users import ApiToken, RateLimitHit, Role, Team, TeamMember, User, UserSession
+from cape.models.workspace import WorkspaceSetting
 
 __all__ = [
     "Action",
@@ -65,4 +66,5 @@ __all__ = [
     "TeamMember",
     "User",
     "UserSession",
+    "WorkspaceSetting",
 ]

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
 
 from cape.kit.clock import utcnow
 from cape.models.base import Base, BigId, CreatedMixin, IdMixin, JsonType
@@ -105,6 +105,8 @@ class Conversation(IdMixin, CreatedMixin, Base):
     messages: Mapped[list[Message]] = relationship(
         back_populates="conversation", lazy="raise", order_by="(Message.created_at, Message.id)"
     )
+    # The start of the customer's latest message, where a query asks for it (the inbox); else None.
+    preview: Mapped[str | None] = query_expression()
 
 
 class ConversationTag(Base):

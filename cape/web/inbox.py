@@ -7,8 +7,11 @@ from fastapi import APIRouter, Request
 from cape.auth import service as auth_service
 from cape.auth.deps import CurrentUser, DbSession
 from cape.conversations import service
+from cape.kit.clock import utcnow
 from cape.models import ConversationStatus
 from cape.web.render import render
+from cape.web.settings import duration
+from cape.workspace.service import get_workspace_settings
 
 router = APIRouter(include_in_schema=False)
 
@@ -32,7 +35,9 @@ def _inbox_context(session, user, view: str, status: str, team: str | None, curs
         team_id=team_id,
         limit=50,
         cursor=cursor,
+        preview=True,
     )
+    thresholds, now = get_workspace_settings(session), utcnow()
     return {
         "conversations": rows,
         "next_cursor": next_cursor,
@@ -42,6 +47,10 @@ def _inbox_context(session, user, view: str, status: str, team: str | None, curs
         "views": INBOX_VIEWS,
         "teams": teams,
         "team_id": team_id,
+        # How long each customer has waited, against the thresholds an admin sets (/admin/settings).
+        "waiting_level": lambda since: thresholds.waiting_level(since, now=now),
+        "warn_after": duration(thresholds.waiting_warn_minutes, user.language),
+        "late_after": duration(thresholds.waiting_late_minutes, user.language),
     }
 
 

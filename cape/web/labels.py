@@ -141,6 +141,8 @@ LABELS: dict[str, dict[str, str | Term]] = {
         "call": N_("Phone call"),
         "review": N_("Online review"),
     },
+    # How long a customer has waited against the thresholds an admin sets (cape.workspace.service).
+    "waiting_level": {"fresh": N_("recent"), "warn": N_("waiting a while"), "late": N_("late")},
     "identity_kind": {
         "email": N_("Email"),
         "phone": N_("Phone"),

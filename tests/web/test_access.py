@@ -120,6 +120,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/admin/channels/{channel_id}/active"): ADMIN,
     ("POST", "/admin/channels/default-outbound"): ADMIN,
     ("POST", "/admin/channels/reply-webhook"): ADMIN,
+    ("GET", "/admin/settings"): ADMIN,
+    ("POST", "/admin/settings"): ADMIN,
 }
 
 SAFE = {"GET", "HEAD"}

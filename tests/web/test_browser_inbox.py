@@ -38,7 +38,7 @@ def sign_in(page, live_server, agent):
 
 def test_agent_signs_in_opens_a_conversation_and_replies(page, live_server, agent):
     sign_in(page, live_server, agent)
-    page.get_by_role("link", name="Tyre Customer").click()
+    page.get_by_role("link", name="Four snow tyres").click()
     expect(page.get_by_role("heading", name="Four snow tyres")).to_be_visible()
     expect(page.locator(".message.inbound")).to_contain_text("Can I return four snow tyres?")
 
@@ -52,6 +52,28 @@ def test_agent_signs_in_opens_a_conversation_and_replies(page, live_server, agen
         headers={"Authorization": f"Bearer {agent['token']}"},
     ).json()
     assert [m["direction"] for m in detail["messages"]] == ["inbound", "outbound"]
+
+
+def test_the_row_opens_the_conversation_and_the_name_the_customer(page, live_server, agent):
+    sign_in(page, live_server, agent)
+    conversation_id = agent["conversation_id"]
+    row = page.locator(f'tr[data-conversation-id="{conversation_id}"]')
+    expect(row.locator("[data-preview]")).to_have_text("Can I return four snow tyres?")
+    row.locator("td.waiting").click()  # anywhere on the row
+    expect(page).to_have_url(re.compile(rf"/conversations/{conversation_id}$"))
+
+    page.go_back()
+    page.keyboard.press("j")
+    expect(row).to_have_class(re.compile(r"\bselected\b"))
+    row.get_by_role("link", name="Tyre Customer").focus()
+    page.keyboard.press("Enter")  # the focused link, not the selected row
+    expect(page).to_have_url(re.compile(r"/customers/\d+$"))
+    expect(page.get_by_role("heading", name="Tyre Customer")).to_be_visible()
+
+    page.go_back()
+    page.keyboard.press("j")
+    page.keyboard.press("o")
+    expect(page).to_have_url(re.compile(rf"/conversations/{conversation_id}$"))
 
 
 def test_new_message_appears_in_the_inbox_without_reload(page, live_server, agent):

@@ -246,10 +246,11 @@ def shop(db, client, alice_agent, bob_supervisor, carol_admin):
     assert db.query(Message).filter(Message.direction == MessageDirection.outbound).count() == len(DeliveryStatus)
 
     conversation_page = f"/conversations/{conversation_id}"
+    inbox = ["/inbox?view=all&status=all", "/inbox/rows?view=all&status=all"]
     return [
-        (alice_agent, [conversation_page, f"/customers/{customer_id}", "/heroes", "/admin/authority"]),
+        (alice_agent, [conversation_page, f"/customers/{customer_id}", "/heroes", "/admin/authority", *inbox]),
         (bob_supervisor, ["/approvals", "/approvals/rows", "/review"]),
-        (carol_admin, ["/admin/authority", "/admin/channels", conversation_page]),
+        (carol_admin, ["/admin/authority", "/admin/channels", "/admin/settings", conversation_page]),
     ]
 
 

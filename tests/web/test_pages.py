@@ -38,7 +38,7 @@ def test_inbox_lists_open_conversations_with_customer_channel_subject_and_wait(c
     assert "Olivia Bennett" in page and "Snow tyres" in page
     assert "Resolved Rita" not in page  # the default view is open conversations
     assert 'class="channel channel-api"' in page
-    assert 'class="waiting"' in page
+    assert 'data-waiting="fresh"' in page  # just arrived: waiting, not yet late
     rows = client.get("/inbox/rows?view=all&status=resolved").text
     assert "Resolved Rita" in rows and "<html" not in rows  # a fragment for polling
 

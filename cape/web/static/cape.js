@@ -45,8 +45,21 @@
     });
   }
 
+  // The top bar's menu: always open on a wide screen; on a phone, closed until its summary is
+  // pressed (the page is served with it open, so it works without this script too).
+  const menu = document.querySelector("details[data-menu]");
+  const wide = window.matchMedia("(min-width: 761px)");
+  function fitMenu() { if (menu) menu.open = wide.matches; }
+  fitMenu();
+  wide.addEventListener("change", fitMenu);
+
   document.addEventListener("keydown", (event) => {
     const target = event.target;
+    if (event.key === "Escape" && menu && menu.open && !wide.matches && menu.contains(target)) {
+      menu.open = false;
+      menu.querySelector("summary").focus();
+      return;
+    }
     const typing = target.matches("input, textarea, select, [contenteditable]");
     if (typing) {
       if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && target.form) {
@@ -68,6 +81,7 @@
       case "j": move(1); break;
       case "k": move(-1); break;
       case "o": case "Enter": {
+        if (event.key === "Enter" && target.closest("a, button, summary")) return;  // it does its own thing
         const row = document.querySelector("tr[data-row].selected");
         if (row) window.location.href = row.dataset.href;
         break;

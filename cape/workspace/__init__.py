@@ -1,0 +1,1 @@
+"""Deployment-wide settings admins change from the workspace."""
