@@ -14,6 +14,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -124,11 +125,14 @@ def _wants_html(request: Request) -> bool:
     )
 
 
-def _error_page(request: Request, status: int, **context):
+async def _error_page(request: Request, status: int, **context):
     """A translated error page, with the navigation of whoever is signed in."""
     from cape.web.render import render
 
     viewer = getattr(request.state, "viewer", None)
+    if viewer is None and status == 404:
+        # No route ran, so nobody looked at the cookie: a signed-in person keeps their navigation.
+        viewer = await run_in_threadpool(_viewer_of, request)
     titles = {
         404: N_("Page not found"),
         403: N_("Not allowed"),
@@ -137,6 +141,20 @@ def _error_page(request: Request, status: int, **context):
     }
     context = {"status": status, "title_id": titles.get(status, N_("This could not be done")), **context}
     return render(request, "error.html", context, user=viewer, status_code=status)
+
+
+def _viewer_of(request: Request):
+    """Who the browser's sign-in belongs to, if anyone (a short read of its own)."""
+    from cape.auth.deps import SESSION_KEY, Viewer
+    from cape.auth.service import user_id_for_web_session
+    from cape.models import User
+
+    key = request.session.get(SESSION_KEY) if "session" in request.scope else None
+    if not isinstance(key, str):
+        return None
+    with request.app.state.session_factory() as session:
+        user_id = user_id_for_web_session(session, key=key)
+        return Viewer.of(session.get_one(User, user_id)) if user_id is not None else None
 
 
 def _field_error(error: dict) -> str:
@@ -170,7 +188,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         headers = {"Retry-After": str(exc.retry_after_s)} if hasattr(exc, "retry_after_s") else None
         if _wants_html(request):
             required = exc.required_role if isinstance(exc, Forbidden) else None
-            return _error_page(request, exc.status_code, required_role=required, detail=exc.message, code=exc.code)
+            return await _error_page(
+                request, exc.status_code, required_role=required, detail=exc.message, code=exc.code
+            )
         extra = {"field": exc.field} if isinstance(exc, InvalidInput) else {}
         return JSONResponse(error_body(exc.code, exc.message, **extra), status_code=exc.status_code, headers=headers)
 
@@ -182,7 +202,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         if _wants_html(request):
             # A malformed address (/conversations/abc) is, for a person, a page that is not there.
             in_path = any(e["loc"][:1] == ["path"] for e in errors)
-            return _error_page(request, 404 if in_path else 422)
+            return await _error_page(request, 404 if in_path else 422)
         if any(e["type"] == "json_invalid" for e in errors):
             return JSONResponse(error_body("bad_request", "the body is not valid JSON"), status_code=400)
         message = "; ".join(_field_error(e) for e in exc.errors())
@@ -191,7 +211,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         if _wants_html(request) and exc.status_code in (404, 405):
-            return _error_page(request, exc.status_code)
+            return await _error_page(request, exc.status_code)
         code = _STATUS_CODES.get(exc.status_code, "error")
         message = "the body is larger than this endpoint takes" if exc.status_code == 413 else str(exc.detail)
         return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
@@ -204,7 +224,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             "unhandled error, reference %s", reference, extra={"path": request.url.path, "reference": reference}
         )
         if _wants_html(request):
-            return _error_page(request, 500, reference=reference)
+            return await _error_page(request, 500, reference=reference)
         body = error_body(
             "internal_error", f"an unexpected error occurred (reference {reference})", reference=reference
         )

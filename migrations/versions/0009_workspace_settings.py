@@ -1,5 +1,4 @@
-"""workspace settings: deployment-wide settings admins change in the workspace (when a waiting customer is late);
-on SQLite, the unassigned inbox view's index made the newest, so the planner prefers it
+"""workspace settings: deployment-wide settings admins change in the workspace (when a waiting customer is late)
 
 Revision ID: 0009
 Revises: 0008
@@ -36,22 +35,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key", name=op.f("pk_workspace_settings")),
     )
     # ### end Alembic commands ###
-    if op.get_bind().dialect.name == "sqlite":
-        _newest_unassigned_status_index()
-
-
-def _newest_unassigned_status_index() -> None:
-    """The unassigned view with a status can read ix_conversations_status (filtering out assigned
-    conversations row by row) or the partial ix_conversations_unassigned_status (only its rows):
-    without statistics SQLite prices the two alike and takes the one created last. 0008 copied the
-    conversations table, re-creating its indexes in an order left to chance; created again here,
-    the partial index is the newest. (A later copy of the table must do the same:
-    tests/test_query_plans.py fails otherwise.)"""
-    op.drop_index("ix_conversations_unassigned_status", table_name="conversations")
-    op.create_index(
-        "ix_conversations_unassigned_status", "conversations", ["status", "last_activity_at", "id"],
-        sqlite_where=sa.text("assignee_id IS NULL"),
-    )  # fmt: skip
 
 
 def downgrade() -> None:

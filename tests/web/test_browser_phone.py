@@ -38,7 +38,7 @@ def workspace(live_server):
                       total_amount=1_249_900, status="partially_refunded", items=[], placed_at=utcnow())  # fmt: skip
         session.add(order)
         session.flush()
-        conversation = get_conversation(session, result.conversation_id)
+        conversation = get_conversation(session, conversation_id=result.conversation_id)
         for amount in (10_00, 9_000_00):  # within the agent's authority, then above it
             take_action(session, conversation=conversation, actor=agent, action_type=ActionType.store_credit,
                         amount=amount, currency="DKK", reason="lost_in_transit", order_id=order.id,

@@ -29,6 +29,8 @@ def test_a_page_above_the_agents_role_says_who_it_is_for(client, db, alice_agent
     assert page.status_code == 403 and page.headers["content-type"].startswith("text/html")
     assert "supervisorer" in page.text and "Ingen adgang" in page.text
     assert ">forbidden<" not in page.text and "this needs the" not in page.text  # no internal code or English shown
+    nowhere = client.get("/no-such-page", headers=HTML)  # no route ran, the navigation stays all the same
+    assert nowhere.status_code == 404 and "Log ud" in nowhere.text
     unknown = client.get("/conversations/999999999", headers=HTML)
     assert unknown.status_code == 404 and "Siden findes ikke" in unknown.text
     assert "Log ud" in unknown.text and "Gå til indbakken" in unknown.text  # signed in: the navigation stays

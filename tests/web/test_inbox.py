@@ -25,7 +25,7 @@ def test_a_row_links_the_customer_and_shows_priority_channel_and_the_customers_l
     later = make_inbound(db, email="olivia@example.org", name="Olivia Bennett", subject="Re: Snow tyres",
                          body="They are\n\nstill in the box.\n\nOlivia",
                          conversation_id=first.conversation_id)  # fmt: skip
-    conversation = get_conversation(db, first.conversation_id)
+    conversation = get_conversation(db, conversation_id=first.conversation_id)
     update_conversation(db, conversation=conversation, actor=alice_agent.user, priority=Priority.urgent)
     add_reply(db, conversation=conversation, author=alice_agent.user, body="Check the stock first", internal=True)
     add_reply(db, conversation=conversation, author=alice_agent.user, body="Of course, bring them in.")
@@ -93,7 +93,7 @@ def test_waiting_turns_amber_then_red_by_the_thresholds_an_admin_sets(client, db
 
 def test_the_inbox_shows_labels_in_french(client, db, alice_agent):
     result = make_inbound(db, name="Léa Martin", subject="Bottes", body="Bonjour")
-    conversation = get_conversation(db, result.conversation_id)
+    conversation = get_conversation(db, conversation_id=result.conversation_id)
     update_conversation(db, conversation=conversation, actor=alice_agent.user, priority=Priority.high)
     alice_agent.user.language = "fr"
     db.commit()
