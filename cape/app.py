@@ -37,6 +37,7 @@ from cape.insights.api import router as insights_router
 from cape.kit.errors import CapeError, Forbidden, InvalidInput, NotAuthenticated
 from cape.realtime import bridge as realtime_bridge
 from cape.realtime import hub as realtime
+from cape.realtime.socket import router as realtime_router
 
 log = logging.getLogger("cape.http")
 
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     app.include_router(insights_router)
     app.include_router(attachments_router)
     app.include_router(channels_router)
+    app.include_router(realtime_router)
 
     from cape.web import install_web
     from cape.web.api_docs import install_api_docs

@@ -112,6 +112,10 @@ def retry_delivery(session: Session, *, message: Message, conversation: Conversa
         )
     )  # fmt: skip
     _apply(session, message=message, route=route)
+    events.emit(
+        session, "message.delivery_changed", conversation_id=message.conversation_id, message_id=message.id,
+        delivery_status=message.delivery_status.value if message.delivery_status else None,
+    )  # fmt: skip
     return message
 
 

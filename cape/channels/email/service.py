@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from cape import events
 from cape.audit.service import change_event, record_audit
 from cape.channels.base import InboundAttachment, InboundMessage, Sender
 from cape.channels.email.parse import ParsedEmail, parse_email
@@ -545,3 +546,7 @@ def record_bounce(session: Session, *, channel: Channel, parsed: ParsedEmail) ->
                 data={"message_id": original.id, "reason": reason},
             )
         )
+        events.emit(
+            session, "message.delivery_changed", conversation_id=original.conversation_id,
+            message_id=original.id, delivery_status=DeliveryStatus.failed.value,
+        )  # fmt: skip
