@@ -42,6 +42,8 @@ LABELS: dict[str, dict[str, str | Term]] = {
         "no_webhook": N_("The integration has not registered a webhook for replies."),
         "no_sender": N_("No channel can carry replies in this conversation."),
     },
+    # Whether a colleague is there (cape.realtime.presence).
+    "presence": {"online": N_("Online"), "away": N_("Away"), "offline": N_("Offline")},
     # A role as a name on its own (a heading, the top bar); "role" above is the word in a sentence.
     "role_name": {"agent": N_("Agent"), "supervisor": N_("Supervisor"), "admin": N_("Admin")},
     # Actions (cape.models.ActionType): the name in a list or a table...

@@ -10,9 +10,10 @@ import hashlib
 import re
 
 import pytest
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
 from fastapi.testclient import TestClient
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.websockets import WebSocketDisconnect
 
 from cape.actions import service as actions_service
 from cape.auth.service import create_team
@@ -97,6 +98,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/conversations/{conversation_id}"): SIGNED_IN,
     ("GET", "/conversations/{conversation_id}/messages"): SIGNED_IN,
     ("GET", "/conversations/{conversation_id}/history"): SIGNED_IN,
+    ("GET", "/conversations/{conversation_id}/live"): SIGNED_IN,
     ("POST", "/conversations/{conversation_id}/reply"): SIGNED_IN,
     ("POST", "/conversations/{conversation_id}/update"): SIGNED_IN,
     ("POST", "/conversations/{conversation_id}/messages/{message_id}/retry"): SIGNED_IN,
@@ -106,6 +108,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/customers/{customer_id}/conversations"): SIGNED_IN,
     ("POST", "/customers/{customer_id}/merge"): SUPERVISOR,
     ("GET", "/heroes"): SIGNED_IN,
+    ("POST", "/presence"): SIGNED_IN,
+    ("WEBSOCKET", "/realtime"): SIGNED_IN,  # the cookie from this host's pages, or a token
     # Pages: supervisors
     ("GET", "/approvals"): SUPERVISOR,
     ("GET", "/approvals/rows"): SUPERVISOR,
@@ -139,7 +143,9 @@ def served_routes(app) -> list[tuple[str, str]]:
             if "GET" in methods:
                 methods.discard("HEAD")
             found += [(method, context.path) for method in methods]
-        else:  # a WebSocket route, say: classify it here and teach this test to check it
+        elif isinstance(route, APIWebSocketRoute | WebSocketRoute):
+            found.append(("WEBSOCKET", route.path))
+        else:  # something new: classify it here and teach this test to check it
             found.append((type(route).__name__, getattr(route, "path", repr(route))))
     return sorted(found, key=lambda key: (key[1] == "/logout", key[1], key[0]))  # signing out last
 
@@ -196,6 +202,8 @@ def url_for(method: str, path: str, rows: dict) -> str:
 def request(client, method: str, path: str, rows: dict, *, token: str | None = None, csrf: str | None = None):
     """One request as a browser (cookies, HTML) for pages, as an integration (token) for the API."""
     url = url_for(method, path, rows)
+    if method == "WEBSOCKET":
+        return _socket(client, url, token)
     http_method = "GET" if method == "MOUNT" else method
     headers = {} if path.startswith("/api/") else {"accept": "text/html"}
     if token is not None:
@@ -207,6 +215,22 @@ def request(client, method: str, path: str, rows: dict, *, token: str | None = N
     if path.startswith("/api/"):
         return client.request(http_method, url, json={}, headers=headers, follow_redirects=False)
     return client.request(http_method, url, data={}, headers=headers, follow_redirects=False)
+
+
+class _Handshake:
+    """A socket's opening answered as a response would be: 101 (open) or 403 (refused)."""
+
+    def __init__(self, status_code: int):
+        self.status_code, self.text, self.headers = status_code, "", {}
+
+
+def _socket(client, url: str, token: str | None) -> _Handshake:
+    headers = {"origin": "http://testserver"} if token is None else {"authorization": f"Bearer {token}"}
+    try:
+        with client.websocket_connect(url, headers=headers):
+            return _Handshake(101)
+    except WebSocketDisconnect:
+        return _Handshake(403)
 
 
 def _says_forbidden(response, path: str) -> bool:
@@ -227,6 +251,8 @@ def sent_to_sign_in(response) -> bool:
 
 
 def refused_as_anonymous(response, path: str) -> bool:
+    if isinstance(response, _Handshake):
+        return response.status_code == 403
     return response.status_code == 401 if path.startswith("/api/") else sent_to_sign_in(response)
 
 
@@ -267,7 +293,7 @@ def test_each_role_gets_what_the_table_says_everywhere(app, client, rows, alice_
 
 def test_changes_with_the_session_cookie_need_its_csrf_token_everywhere(app, client, rows, carol_admin):
     sign_in(client, carol_admin)
-    unsafe = [(m, p) for m, p in served_routes(app) if m not in SAFE | {"MOUNT"}]
+    unsafe = [(m, p) for m, p in served_routes(app) if m not in SAFE | {"MOUNT", "WEBSOCKET"}]
     wrong = []
     for method, path in unsafe:
         response = request(client, method, path, rows)  # the cookie, no token
