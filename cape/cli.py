@@ -136,6 +136,11 @@ def _run_server(settings: Settings, *, workers: int, jobs: bool) -> None:
             listener.stop()
 
 
+# The largest WebSocket frame the server reads at all (16 MiB by default): the sockets' own limits
+# are far smaller, and a client is not let make the server hold more before they are checked.
+WS_MAX_SIZE = 64 * 1024
+
+
 def _serve(settings: Settings, *, workers: int, jobs: bool) -> None:
     import uvicorn
 
@@ -154,7 +159,7 @@ def _serve(settings: Settings, *, workers: int, jobs: bool) -> None:
             consumer = job_queue.start_in_process_consumer()
         try:
             uvicorn.run("cape.app:create_app", factory=True, host=settings.host, port=settings.port,
-                        workers=workers, access_log=False, log_config=None,
+                        workers=workers, access_log=False, log_config=None, ws_max_size=WS_MAX_SIZE,
                         forwarded_allow_ips=settings.forwarded_allow_ips)  # fmt: skip
         finally:
             if consumer is not None:
@@ -162,7 +167,7 @@ def _serve(settings: Settings, *, workers: int, jobs: bool) -> None:
         return
     application = create_app(settings, run_jobs=jobs)
     uvicorn.run(application, host=settings.host, port=settings.port, access_log=False, log_config=None,
-                forwarded_allow_ips=settings.forwarded_allow_ips)  # fmt: skip
+                ws_max_size=WS_MAX_SIZE, forwarded_allow_ips=settings.forwarded_allow_ips)  # fmt: skip
 
 
 def _prepare_jobs(settings: Settings) -> None:
