@@ -147,6 +147,12 @@ def _serve(settings: Settings, *, workers: int, jobs: bool) -> None:
     from cape.app import create_app
 
     if workers > 1:
+        if not settings.redis_url:
+            typer.echo(
+                "Warning: several workers without CAPE_REDIS_URL: live updates reach only the pages "
+                "connected to the worker where the change happened (see docs/realtime.md).",
+                err=True,
+            )
         # Each worker process builds its own app from the same CAPE_* environment.
         import os
 

@@ -106,7 +106,7 @@ def approvals(request: Request, session: DbSession, user: Supervisor):
 
 @router.get("/approvals/rows")
 def approvals_rows(request: Request, session: DbSession, user: Supervisor):
-    """The list alone, polled so a new request shows up without a reload."""
+    """The list alone, fetched again by the page when the ``approvals`` topic says something changed."""
     return render(request, "_approval_rows.html", _approvals_context(session), user=user)
 
 
