@@ -104,7 +104,8 @@ def installation(tmp_path_factory):
 
 
 def socket_on(url: str, token: str):
-    return connect(url.replace("http://", "ws://") + "/realtime", additional_headers={"Authorization": f"Bearer {token}"})
+    headers = {"Authorization": f"Bearer {token}"}
+    return connect(url.replace("http://", "ws://") + "/realtime", additional_headers=headers)
 
 
 def test_a_customer_on_one_server_reaches_an_agent_on_the_other_and_back(installation):

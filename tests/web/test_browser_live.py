@@ -17,7 +17,8 @@ pytestmark = pytest.mark.browser
 def team(live_server):
     with live_server.session_factory() as session:
         for name in ("Sam", "Robin"):
-            make_user(session, role=Role.agent, name=name, email=f"{name.lower()}@example.test", password="password-" + name)
+            email, password = f"{name.lower()}@example.test", "password-" + name
+            make_user(session, role=Role.agent, name=name, email=email, password=password)
         conversation_id = make_inbound(session, email="kim@example.org", name="Kim Customer",
                                        subject="Broken zipper", body="The zipper broke.").conversation_id  # fmt: skip
         session.commit()
