@@ -169,3 +169,22 @@ def test_a_chat_visitor_hears_the_agents_typing_and_reading_but_not_a_note(clien
         task.cancel()
     assert ("seen", {"message_id": result.message_id}) in heard
     assert heard.count(("typing", {"on": True, "agent": {"name": "Alice Agent"}})) == 1
+
+
+def test_a_socket_that_falls_behind_is_closed_to_come_back_later(client, alice_agent, monkeypatch):
+    from cape.realtime import hub as hub_module
+
+    monkeypatch.setattr(hub_module, "LISTENER_QUEUE", 4)
+    hub = client.app.state.hub
+    with client.websocket_connect("/realtime", headers=alice_agent.headers) as ws:
+        ws.send_json({"type": "subscribe", "topics": ["inbox"]})
+        until(ws, lambda f: f.get("type") == "subscribed")
+        # More than the queue holds, at once (in one turn of the loop, before the socket can send any).
+        message = hub_module.Message("inbox", "conversation.updated", {"conversation_id": 1})
+        client.portal.call(lambda: [hub.deliver(message) for _ in range(10)])
+        with pytest.raises(WebSocketDisconnect) as closed:
+            while True:
+                ws.receive_json()
+        assert closed.value.code == 1013
+    with client.websocket_connect("/realtime", headers=alice_agent.headers) as ws:  # the server goes on
+        assert barrier(ws) == []
