@@ -28,6 +28,7 @@ def team(live_server):
 def open_as(browser, live_server, name: str, path: str):
     context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
+    context.set_default_navigation_timeout(30_000)  # two browsers at once on a loaded machine
     page = context.new_page()
     page.goto(live_server.url + "/login")
     page.get_by_label("Email").fill(f"{name.lower()}@example.test")
