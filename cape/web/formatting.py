@@ -40,7 +40,7 @@ class Formatter:
         self.zone = ZoneInfo(time_zone) if isinstance(time_zone, str) else time_zone
 
     def money(self, amount: int | None, currency: str | None) -> str:
-        """Minor units as the viewer writes money: "$120.50", « 89,00 € », "1.499,00 kr."."""
+        """Minor units as the viewer writes money: "$120.50", "DKK 499.00", « 89,00 € », "1.499,00 kr."."""
         if amount is None or not currency:
             return ""
         return format_amount(amount, currency, locale=self.locale)
