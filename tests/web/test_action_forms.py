@@ -202,6 +202,16 @@ def test_french_puts_a_no_break_space_before_the_colon_of_a_label(client, db, bo
     assert "Resolved conversations: <strong>" in client.get("/review", headers=bob_supervisor.headers).text
 
 
+def test_a_customer_s_words_are_quoted_as_the_viewer_s_language_quotes(client, db, alice_agent, bob_supervisor):
+    conversation_id = make_inbound(db, email="lea@example.org", name="Léa").conversation_id
+    db.commit()
+    moment = {"user_id": alice_agent.user.id, "quote": "Merci Alice"}
+    client.post(f"/api/v1/conversations/{conversation_id}/hero-moments", json=moment, headers=bob_supervisor.headers)
+    for language, quoted in (("fr", "«\u00a0Merci Alice\u00a0»"), ("da", "“Merci Alice”"), ("en", "“Merci Alice”")):
+        speaking(db, alice_agent, language)
+        assert f"<blockquote>{quoted}</blockquote>" in client.get("/heroes", headers=alice_agent.headers).text
+
+
 def test_no_template_writes_a_colon_after_a_translated_label():
     by_hand = re.compile(r"_\(\s*(\"[^\"]*\"|'[^']*')\s*\)\s*\}\}\s*:")  # {{ _("Label") }}: use colon(_("Label"))
     offenders = [
