@@ -35,6 +35,8 @@ from cape.db import create_db_engine, create_session_factory
 from cape.i18n.terms import N_
 from cape.insights.api import router as insights_router
 from cape.kit.errors import CapeError, Forbidden, InvalidInput, NotAuthenticated
+from cape.realtime import bridge as realtime_bridge
+from cape.realtime import hub as realtime
 
 log = logging.getLogger("cape.http")
 
@@ -52,12 +54,16 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     connectors.configure(settings)
     channels.setup(settings)
     jobs.load_tasks()
+    hub = realtime.configure(redis_url=settings.redis_url, channel=settings.realtime_channel)
+    realtime_bridge.install()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         log_insecure_transports(app.state.session_factory, settings=settings)
+        await hub.start()
         consumer = jobs.start_in_process_consumer() if run_jobs else None
         yield
+        await hub.stop()
         app.state.inbound_queue.close()
         if consumer is not None:
             # In a thread: the loop keeps running meanwhile, to give back a write turn it may
@@ -76,6 +82,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory
+    app.state.hub = hub
     # Sessions come from app.state at each batch, so a replaced session factory is honoured.
     app.state.inbound_queue = InboundQueue(lambda: app.state.session_factory())
 

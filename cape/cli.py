@@ -175,6 +175,12 @@ def _prepare_jobs(settings: Settings) -> None:
     connectors.configure(settings)
     channels.setup(settings)
     jobs.load_tasks()
+    # What the jobs change reaches agents' screens through Redis (without it, only an in-process
+    # consumer's events reach the web process it runs in).
+    from cape.realtime import bridge, hub
+
+    hub.configure(redis_url=settings.redis_url, channel=settings.realtime_channel)
+    bridge.install()
 
 
 def _env_overrides(settings: Settings) -> dict[str, object]:

@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     # installations (or two test runs) on one Redis keep apart by naming their queues apart. Only
     # letters, digits and "_": Huey drops any other character, so "a-b" would be the queue "ab".
     jobs_queue: str = Field(default="cape", pattern=r"^[A-Za-z0-9_]{1,100}$")
+
+    @property
+    def realtime_channel(self) -> str:
+        """The Redis pub/sub channel of this installation's realtime events (one per queue name)."""
+        return f"{self.jobs_queue}.realtime"
+
     default_language: str = "en"
     # The time zone pages show times in before the browser shows them in the viewer's own.
     time_zone: str = "UTC"

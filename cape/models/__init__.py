@@ -26,7 +26,7 @@ from cape.models.conversations import (
 from cape.models.customers import Customer, Identity, IdentityKind, Order
 from cape.models.email import Attachment, MailboxState
 from cape.models.insights import HeroMoment
-from cape.models.users import ApiToken, RateLimitHit, Role, Team, TeamMember, User, UserSession
+from cape.models.users import ApiToken, PresenceStatus, RateLimitHit, Role, Team, TeamMember, User, UserSession
 from cape.models.workspace import WorkspaceSetting
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "Message",
     "MessageDirection",
     "Order",
+    "PresenceStatus",
     "Priority",
     "RateLimitHit",
     "RawSource",

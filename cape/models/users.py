@@ -32,6 +32,13 @@ def enum_column(enum_cls: type[enum.Enum], name: str):
     )  # fmt: skip
 
 
+class PresenceStatus(enum.StrEnum):
+    """What an agent says of themself; "offline" is not chosen but seen (no open workspace)."""
+
+    online = "online"
+    away = "away"
+
+
 class User(IdMixin, CreatedMixin, Base):
     __tablename__ = "users"
 
@@ -42,6 +49,11 @@ class User(IdMixin, CreatedMixin, Base):
     language: Mapped[str] = mapped_column(String(8), default="en")
     is_active: Mapped[bool] = mapped_column(default=True)
     signature: Mapped[str | None] = mapped_column(String(2000))
+    presence_status: Mapped[PresenceStatus] = mapped_column(
+        enum_column(PresenceStatus, "presence_status"), default=PresenceStatus.online, server_default="online"
+    )
+    # When an open workspace of this user last said it was there (cape.realtime.presence).
+    seen_at: Mapped[datetime | None]
 
     teams: Mapped[list[Team]] = relationship(secondary="team_members", lazy="raise", viewonly=True)
 
