@@ -3,11 +3,12 @@
 ``seed_demo`` creates the demo sign-ins (README), a support mailbox (``support@example.com``, the
 default outbound mailbox; mail reaches it through the SMTP listener), the agents' authority, and
 the last month of the shop's support: about 25 customers writing by email, through the contact
-form and in the website chat (``chat:demo``, "Website chat", on ``/widget/demo``), their orders, replies and internal notes, assignments, tags, resolutions and reopenings,
-actions within and above authority (one approved, one declined, two still waiting for Sam),
-hero moments, an urgent complaint, a repeat problem, and work left in the inbox: conversations
-open and waiting, pending, snoozed. And Olivia's four snow tyres, from a customer who never
-bought anything here.
+form and in the website chat (``chat:demo``, "Website chat", on ``/widget/demo``), their
+orders, replies and internal notes, assignments, tags, resolutions and reopenings, actions
+within and above authority (one approved, one declined, two still waiting for Sam), hero
+moments, an urgent complaint, a repeat problem, and work left in the inbox: conversations open
+and waiting, pending, snoozed. And Olivia's four snow tyres, from a customer who never bought
+anything here.
 
 **Through the services.** Every message, reply, change, action and hero moment is made by the
 service the product uses (``receive_email``, ``ingest``, ``add_reply``, ``update_conversation``,

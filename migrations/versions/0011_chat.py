@@ -44,9 +44,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_chat_visitors")),
         sa.UniqueConstraint("visitor_id", name=op.f("uq_chat_visitors_visitor_id")),
     )
-    op.create_index(
-        op.f("ix_chat_visitors_channel_id"), "chat_visitors", ["channel_id", "external_id"], unique=False
-    )
+    op.create_index(op.f("ix_chat_visitors_channel_id"), "chat_visitors", ["channel_id", "external_id"], unique=False)
     # A plain ADD COLUMN on both databases: the table is not copied, its indexes stay as they are.
     op.add_column("conversations", sa.Column("reply_to", sa.String(length=320), nullable=True))
 
