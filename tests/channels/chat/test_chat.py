@@ -250,7 +250,7 @@ def test_frame_size_and_rate_limits_close_the_socket_and_the_server_lives_on(cli
         assert _say(ws, "Still here")["message_id"] > 0
 
 
-def test_uploads_have_size_and_type_limits(client, chat, db, settings):
+def test_uploads_have_size_and_type_limits(client, chat, db, settings, alice_agent):
     channel, _ = chat
     channel.settings = {**channel.settings, "upload": {"max_bytes": 1000, "types": ["image/png", "text/plain"]}}
     db.commit()
@@ -273,6 +273,11 @@ def test_uploads_have_size_and_type_limits(client, chat, db, settings):
     assert download.status_code == 200 and download.content == b"my receipt"
     stored = db.scalars(select(Attachment).where(Attachment.message_id == message["id"])).one()
     assert stored.size == 10
+    # Agents see it in the conversation, like an email's attachment; the raw source is the file.
+    listed = client.get(f"/api/v1/messages/{message['id']}/attachments", headers=alice_agent.headers).json()
+    assert [(a["filename"], a["size"]) for a in listed] == [("note.txt", 10)]
+    raw = client.get(f"/api/v1/messages/{message['id']}/raw", headers=alice_agent.headers)
+    assert raw.content == b"my receipt"
     assert client.post("/widget/api/upload", files={"file": ("a.txt", b"a", "text/plain")}).status_code == 401
 
 
