@@ -81,11 +81,11 @@ def widget_demo(request: Request):
 # -- the visitor's HTTP API -------------------------------------------------------------------
 
 
-def _visitor(request: Request, session: Session) -> tuple[ChatVisitor, Channel]:
+def _visitor(request: Request, session: Session, *, create: bool = False) -> tuple[ChatVisitor, Channel]:
     """The visitor of the bearer token, with the Origin checked against its channel."""
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header[:7].lower() == "bearer " else None
-    visitor = service.visitor_for_token(session, token=token, app_secret=_secret(request))
+    visitor = service.visitor_for_token(session, token=token, app_secret=_secret(request), create=create)
     channel = session.get_one(Channel, visitor.channel_id)
     if not channel.is_active:
         raise NotAuthenticated("this chat is closed")
@@ -94,7 +94,8 @@ def _visitor(request: Request, session: Session) -> tuple[ChatVisitor, Channel]:
 
 
 def _visitor_in_request_session(request: Request, session: DbSession) -> tuple[ChatVisitor, Channel]:
-    return _visitor(request, session)
+    # A write (continue by email) makes the visitor's row; a read finds it, or a visitor with none.
+    return _visitor(request, session, create=request.method not in ("GET", "HEAD"))
 
 
 def _visitor_read_apart(request: Request) -> tuple[ChatVisitor, Channel]:
