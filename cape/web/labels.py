@@ -41,6 +41,8 @@ LABELS: dict[str, dict[str, str | Term]] = {
         "no_email_address": N_("This customer has no email address."),
         "no_webhook": N_("The integration has not registered a webhook for replies."),
         "no_sender": N_("No channel can carry replies in this conversation."),
+        "replies_by_email": N_("The customer asked for replies by email."),
+        "visitor_gone": N_("The visitor has left the chat."),
     },
     # Whether a colleague is there (cape.realtime.presence).
     "presence": {"online": N_("Online"), "away": N_("Away"), "offline": N_("Offline")},
