@@ -381,7 +381,11 @@
     }
     socket = ws;
     var isOpen = false;
+    var giveUp = nativeSetTimeout(function () {
+      if (!isOpen && socket === ws) drop(); // a connection that neither opens nor fails: try again
+    }, 10000);
     ws.onopen = function () {
+      nativeClearTimeout(giveUp);
       isOpen = true;
       attempt = 0;
       failedOpens = 0;
@@ -395,6 +399,7 @@
       decode(event.data).then(onFrame, function () {});
     };
     ws.onclose = function (event) {
+      nativeClearTimeout(giveUp);
       if (socket !== ws) return;
       socket = null;
       stopPing();
