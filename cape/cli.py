@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Cape: customer service, one relationship per customer.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 users_app = typer.Typer(help="Users.", no_args_is_help=True)
-channels_app = typer.Typer(help="Channels (email mailboxes and addresses).", no_args_is_help=True)
+channels_app = typer.Typer(help="Channels (email mailboxes and addresses, chat widgets).", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 app.add_typer(users_app, name="users")
 app.add_typer(channels_app, name="channels")
@@ -340,6 +340,27 @@ def channels_add_email(
         for warning in transport_warnings(channel, settings=settings):
             problem = "unencrypted" if warning.unencrypted else "certificate not verified"
             typer.echo(f"warning: {warning.protocol} {warning.host}:{warning.port}: {problem}", err=True)
+
+
+@channels_app.command("add-chat")
+def channels_add_chat(
+    name: Annotated[str, typer.Option("--name", help="Shown to agents and at the top of the chat window.")],
+    slug: Annotated[
+        str, typer.Option("--slug", help="The channel is chat:<slug>, as the script tag names it.")
+    ] = "demo",
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Add a chat widget; prints its script tag and its identity secret (shown this once)."""
+    from cape.channels.chat.service import create_chat_channel
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    with _work(settings) as session:
+        channel, secret = create_chat_channel(session, name=name, slug=slug, app_secret=settings.resolved_secret_key)
+        key = channel.key
+    base = f"http://{settings.host}:{settings.port}"
+    typer.echo(f'added {key}\n\n  <script src="{base}/widget.js" data-channel="{key}" async></script>\n')
+    typer.echo(f"identity secret (shown once, keep it on your website's server): {secret}")
 
 
 @channels_app.command("list")

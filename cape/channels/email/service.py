@@ -397,7 +397,7 @@ def attachment_file(session: Session, *, attachment_id: int, data_dir: Path) -> 
     return attachment, path
 
 
-def _save_attachment(data_dir: Path, content: bytes) -> str:
+def save_attachment(data_dir: Path, content: bytes) -> str:
     """Content-addressed, so saving the same file twice (a re-delivered message) is harmless."""
     digest = hashlib.sha256(content).hexdigest()
     path = attachment_path(data_dir, digest)
@@ -438,7 +438,7 @@ def _inbound(
     attachments = []
     for attachment in parsed.attachments:
         stored = attachment.content is not None
-        digest = _save_attachment(settings.data_dir, attachment.content) if stored else ""
+        digest = save_attachment(settings.data_dir, attachment.content) if stored else ""
         attachments.append(
             InboundAttachment(
                 filename=attachment.filename,
