@@ -764,7 +764,7 @@
 
   var CSS =
     ".w{all:initial;position:fixed;bottom:0;right:0;font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#1d2330;color-scheme:light}" +
-    ".w *,.w *::before,.w *::after{box-sizing:border-box;font:inherit;color:inherit;letter-spacing:normal;text-transform:none;margin:0;padding:0}" +
+    ":where(.w *,.w *::before,.w *::after){box-sizing:border-box;font:inherit;color:inherit;letter-spacing:normal;text-transform:none;margin:0;padding:0}" +
     "[hidden]{display:none!important}" +
     ".sr{position:absolute!important;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}" +
     "button,input,textarea{pointer-events:auto;border:0;background:none;cursor:pointer}" +
