@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
@@ -130,7 +130,9 @@ def run_load(url: str, token: str, messages: int, clients: int, **options) -> di
     }
 
 
-def start_server(database_url: str | None, data_dir: Path, port: int, workers: int) -> subprocess.Popen:
+def start_server(
+    database_url: str | None, data_dir: Path, port: int, workers: int, *, prepare: Callable | None = None
+) -> subprocess.Popen:
     env = {**os.environ, "CAPE_DATA_DIR": str(data_dir), "CAPE_LOG_LEVEL": "WARNING", "CAPE_PORT": str(port)}
     if database_url:
         env["CAPE_DATABASE_URL"] = database_url
@@ -138,6 +140,8 @@ def start_server(database_url: str | None, data_dir: Path, port: int, workers: i
     subprocess.run([cape, "migrate"], env=env, check=True, capture_output=True)
     subprocess.run([cape, "users", "create", "--email", "bench@example.org", "--name", "Bench", "--role", "admin"],
                    env=env, check=True, capture_output=True)  # fmt: skip
+    if prepare is not None:
+        prepare(database_url, data_dir)
     proc = subprocess.Popen([cape, "serve", "--no-migrate", "--workers", str(workers)], env=env)
     import urllib.request
 
@@ -182,8 +186,13 @@ def print_reference() -> None:
 
 
 @contextmanager
-def served(kind: str, workers: int, postgres_dsn: str) -> Iterator[tuple[str, str]]:
-    """(url, admin token) of a Cape started here on a fresh ``kind`` database, stopped afterwards."""
+def serving(
+    kind: str, workers: int, postgres_dsn: str, *, prepare: Callable[[str | None, Path], None] | None = None
+) -> Iterator[tuple[str, str, subprocess.Popen]]:
+    """(url, admin token, server process) of a Cape started here on a fresh ``kind`` database.
+
+    ``prepare(database_url, data_dir)`` runs after the migrations, before the server starts.
+    """
     data_dir = Path(tempfile.mkdtemp(prefix=f"cape-bench-{kind}-"))
     database_url = None
     db_name = f"cape_bench_{uuid.uuid4().hex[:8]}"
@@ -194,8 +203,8 @@ def served(kind: str, workers: int, postgres_dsn: str) -> Iterator[tuple[str, st
     port = 18000 + os.getpid() % 1000
     server = None
     try:
-        server = start_server(database_url, data_dir, port, workers)
-        yield f"http://127.0.0.1:{port}", make_token(database_url, data_dir)
+        server = start_server(database_url, data_dir, port, workers, prepare=prepare)
+        yield f"http://127.0.0.1:{port}", make_token(database_url, data_dir), server
     finally:
         if server is not None:
             server.terminate()
@@ -204,6 +213,13 @@ def served(kind: str, workers: int, postgres_dsn: str) -> Iterator[tuple[str, st
         if kind == "postgresql":
             with psycopg.connect(postgres_dsn, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+
+
+@contextmanager
+def served(kind: str, workers: int, postgres_dsn: str) -> Iterator[tuple[str, str]]:
+    """(url, admin token) of a Cape started here on a fresh ``kind`` database, stopped afterwards."""
+    with serving(kind, workers, postgres_dsn) as (url, token, _):
+        yield url, token
 
 
 def report(label: str, result: dict) -> None:

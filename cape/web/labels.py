@@ -41,6 +41,8 @@ LABELS: dict[str, dict[str, str | Term]] = {
         "no_email_address": N_("This customer has no email address."),
         "no_webhook": N_("The integration has not registered a webhook for replies."),
         "no_sender": N_("No channel can carry replies in this conversation."),
+        "replies_by_email": N_("The customer asked for replies by email."),
+        "visitor_gone": N_("The visitor has left the chat."),
     },
     # A role as a name on its own (a heading, the top bar); "role" above is the word in a sentence.
     "role_name": {"agent": N_("Agent"), "supervisor": N_("Supervisor"), "admin": N_("Admin")},

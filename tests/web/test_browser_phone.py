@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from cape.actions.service import take_action
+from cape.channels.chat.service import create_chat_channel
 from cape.channels.email.service import create_email_channel
 from cape.conversations.service import get_conversation
 from cape.insights.heroes import record_hero_moment
@@ -47,6 +48,9 @@ def workspace(live_server):
         create_email_channel(session, address="kundeservice-vinterdaek-og-sommerdaek@example.com",
                              name="Kundeservice for vinterdæk og sommerdæk",
                              app_secret=live_server.settings.resolved_secret_key)  # fmt: skip
+        create_chat_channel(session, name="Chat om vinterdæk, sommerdæk og helårsdæk til alle biler",
+                            slug="vinterdaek-sommerdaek-og-helaarsdaek",
+                            app_secret=live_server.settings.resolved_secret_key)  # fmt: skip
         session.commit()
         return {"conversation": f"/conversations/{result.conversation_id}",
                 "customer": f"/customers/{result.customer_id}", "admin": admin.email}  # fmt: skip
@@ -73,7 +77,7 @@ def test_every_page_fits_a_phone(browser, live_server, workspace):
     url = live_server.url
     try:
         wrong = {}
-        for path in ("/login", "/contact"):
+        for path in ("/login", "/contact", "/widget/demo"):
             page.goto(url + path)
             wrong[path] = _too_wide(page)
         page.goto(url + "/login")

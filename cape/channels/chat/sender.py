@@ -1,8 +1,9 @@
 """The chat channel's sender: an agent's reply reaches the visitor's open widget through the hub.
 
 It is ``sent`` once published (the widget also reads it on reconnect), ``delivered`` when the
-widget says the visitor saw it. When the visitor asked for email, or left long ago and the
-customer has an address, the route goes on to email.
+widget says the visitor saw it. When the visitor asked for email, or left a while ago, and email
+can carry the reply (an address, a mailbox with a relay), the route goes on to email; else the
+reply waits in the chat for the visitor to come back.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from sqlalchemy.orm import Session
 
 from cape import events
 from cape.channels.chat import service
-from cape.channels.email.send import customer_address
-from cape.channels.outbound import Unreachable, record_attempt
+from cape.channels.outbound import NO_SENDER, Unreachable, record_attempt, registered_senders
 from cape.config import Settings
 from cape.models import Channel, ChannelKind, ChatVisitor, Conversation, Message, User
 from cape.realtime.hub import publish
@@ -32,18 +32,19 @@ class ChatSender:
 
     def channel_for(self, session: Session, *, conversation: Conversation) -> Channel | Unreachable:
         if conversation.channel.kind is not ChannelKind.chat:
-            return Unreachable("not_chat", "the conversation did not start in a chat")
+            return NO_SENDER
         asked_for_email = session.scalar(
             select(
                 exists().where(ChatVisitor.conversation_id == conversation.id, ChatVisitor.replies_by_email.is_(True))
             )
         )
-        if asked_for_email:
-            return Unreachable("replies_by_email", "the customer asked for replies by email")
-        if service.visitor_gone(session, conversation_id=conversation.id) and customer_address(
-            session, conversation=conversation
-        ):
-            return Unreachable("visitor_gone", "the visitor left the chat; the reply goes by email")
+        if asked_for_email or service.visitor_gone(session, conversation_id=conversation.id):
+            # Email takes it only when email can carry it; else the widget shows it when the visitor is back.
+            email = registered_senders().get("email")
+            if email is not None and isinstance(email.channel_for(session, conversation=conversation), Channel):
+                if asked_for_email:
+                    return Unreachable("replies_by_email", "the customer asked for replies by email")
+                return Unreachable("visitor_gone", "the visitor left the chat; the reply goes by email")
         return conversation.channel
 
     def queue(self, session: Session, *, message: Message) -> None:

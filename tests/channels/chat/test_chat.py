@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from starlette.websockets import WebSocketDisconnect
 
 from cape.channels.chat import service
 from cape.channels.email.service import SmtpConfig, create_email_channel, set_default_outbound
+from cape.kit.clock import utcnow
 from cape.models import (
     Attachment,
     ChatVisitor,
@@ -248,7 +250,7 @@ def test_frame_size_and_rate_limits_close_the_socket_and_the_server_lives_on(cli
         assert _say(ws, "Still here")["message_id"] > 0
 
 
-def test_uploads_have_size_and_type_limits(client, chat, db, settings):
+def test_uploads_have_size_and_type_limits(client, chat, db, settings, alice_agent):
     channel, _ = chat
     channel.settings = {**channel.settings, "upload": {"max_bytes": 1000, "types": ["image/png", "text/plain"]}}
     db.commit()
@@ -271,6 +273,11 @@ def test_uploads_have_size_and_type_limits(client, chat, db, settings):
     assert download.status_code == 200 and download.content == b"my receipt"
     stored = db.scalars(select(Attachment).where(Attachment.message_id == message["id"])).one()
     assert stored.size == 10
+    # Agents see it in the conversation, like an email's attachment; the raw source is the file.
+    listed = client.get(f"/api/v1/messages/{message['id']}/attachments", headers=alice_agent.headers).json()
+    assert [(a["filename"], a["size"]) for a in listed] == [("note.txt", 10)]
+    raw = client.get(f"/api/v1/messages/{message['id']}/raw", headers=alice_agent.headers)
+    assert raw.content == b"my receipt"
     assert client.post("/widget/api/upload", files={"file": ("a.txt", b"a", "text/plain")}).status_code == 401
 
 
@@ -299,3 +306,30 @@ def test_offline_continue_by_email_and_the_reply_is_emailed(client, chat, db, se
     assert conversation.reply_to == "sam@example.org"
     owner = db.scalar(select(Identity.customer_id).where(Identity.value == "sam@example.org"))
     assert owner == conversation.customer_id
+
+
+def test_a_reply_to_a_visitor_who_left_goes_by_email_when_email_can_carry_it(
+    client, chat, db, settings, alice_agent, job_sessions
+):
+    token = _session(client, email="gone@example.org")["token"]
+    with client.websocket_connect(f"/widget/ws?token={token}") as ws:
+        ack = _say(ws, "I have to go, answer me later please")
+    conversation_id = db.get(Message, ack["message_id"]).conversation_id
+    db.execute(update(ChatVisitor).values(last_seen_at=utcnow() - service.VISITOR_GONE_AFTER - timedelta(minutes=1)))
+    db.commit()
+    # No mailbox can send yet: the reply waits in the chat for the visitor to come back.
+    waiting = client.post(f"/api/v1/conversations/{conversation_id}/replies", json={"body": "First answer"},
+                          headers=alice_agent.headers)  # fmt: skip
+    assert waiting.json()["delivery_status"] == "sent" and waiting.json()["channel"] == "chat"
+    with smtp_sink() as sink:
+        create_email_channel(db, address="help@example.com", name="Help", app_secret=settings.resolved_secret_key,
+                             smtp=SmtpConfig(host=sink.host, port=sink.port, starttls=False))  # fmt: skip
+        set_default_outbound(db, address="help@example.com")
+        db.commit()
+        emailed = client.post(f"/api/v1/conversations/{conversation_id}/replies", json={"body": "Second answer"},
+                              headers=alice_agent.headers)  # fmt: skip
+        assert emailed.json()["channel"] == "email"
+        assert sink.wait_for(1)[0].message["To"].addresses[0].addr_spec == "gone@example.org"
+    # The visitor comes back: both answers are in the chat's history.
+    bodies = [m["body"] for m in client.get("/widget/api/messages", headers=_bearer(token)).json()["messages"]]
+    assert bodies == ["I have to go, answer me later please", "First answer", "Second answer"]
