@@ -350,6 +350,12 @@
       },
       function (error) {
         sessionPromise = null;
+        if (error.status === 422 && identity && !extra) {
+          // The site's identity hash is wrong: chat anonymously rather than not at all.
+          if (W.console) W.console.warn("Cape chat: the identity hash was refused; chatting anonymously");
+          identity = null;
+          return startSession();
+        }
         throw error;
       }
     );
