@@ -20,11 +20,11 @@ from sqlalchemy import select
 
 from cape.channels.chat import service as chat
 from cape.db import create_session_factory
-from cape.models import Message, Role
+from cape.models import Conversation, Message, Role
 from cape.realtime.hub import publish
 from tests.fixtures.browser import start_server
 from tests.fixtures.databases import fresh_database
-from tests.fixtures.factories import make_token, make_user
+from tests.fixtures.factories import make_inbound, make_token, make_user
 
 pytestmark = pytest.mark.browser
 
@@ -64,8 +64,11 @@ def cape(tmp_path_factory) -> Iterator[RestartableCape]:
             make_token(session, user)
             secret = settings.resolved_secret_key
             chat.create_chat_channel(session, name="Shop chat", slug="shop", app_secret=secret)
-            closed, _ = chat.create_chat_channel(session, name="Boutique", slug="boutique", app_secret=secret)
+            closed, identity_secret = chat.create_chat_channel(session, name="Boutique", slug="boutique",
+                                                               app_secret=secret)  # fmt: skip
             closed.settings = {**closed.settings, "business_hours": CLOSED}
+            # A customer the shop knows (she wrote by email before) and is signed in on its site.
+            known = make_inbound(session, email="claire@example.org", name="Claire Dubois", body="Ma commande ?")
             butik, _ = chat.create_chat_channel(session, name="Butik", slug="butik", app_secret=secret)
             butik.settings = {
                 **butik.settings, "colour": "#aa3300", "position": "left", "business_hours": CLOSED,
@@ -74,6 +77,8 @@ def cape(tmp_path_factory) -> Iterator[RestartableCape]:
             }  # fmt: skip
             session.commit()
         server = RestartableCape(settings, factory)
+        server.claire = {"customer_id": known.customer_id,
+                         "hash": chat.identity_hash(identity_secret, "claire@example.org")}  # fmt: skip
         try:
             yield server
         finally:
@@ -90,8 +95,8 @@ def api_token(cape) -> str:
 
 
 def shop_page(src: str, channel: str, *, lang: str | None = "en", in_head: bool = False, head: str = "",
-              body: str = "") -> str:  # fmt: skip
-    tag = f'<script src="{src}" data-channel="{channel}"{"" if in_head else " async"}></script>'
+              body: str = "", attributes: str = "") -> str:  # fmt: skip
+    tag = f'<script src="{src}" data-channel="{channel}"{attributes}{"" if in_head else " async"}></script>'
     lang_attr = f' lang="{lang}"' if lang else ""
     return (
         f"<!doctype html><html{lang_attr}><head><meta charset='utf-8'><title>Shop</title>"
@@ -305,13 +310,20 @@ def test_a_restart_loses_nothing_and_duplicates_nothing(cape, shop, api_token, p
 
 
 def test_french_and_danish_and_a_phone(cape, shop, browser):
-    # French by the page's lang; nobody there: continue by email.
+    # French by the page's lang, in <head>; a customer the site signed in; nobody there: continue by email.
     french = browser.new_context(locale="en-US")
     french.set_default_timeout(10_000)
     page = french.new_page()
-    shop.open(page, shop_page(f"{cape.url}/widget.js", "chat:boutique", lang="fr", in_head=True))
+    signed = f' data-identity-email="claire@example.org" data-identity-hash="{cape.claire["hash"]}"'
+    shop.open(page, shop_page(f"{cape.url}/widget.js", "chat:boutique", lang="fr", in_head=True, attributes=signed))
     page.get_by_role("button", name="Chat en ligne").click()
-    expect(page.get_by_role("textbox", name="Message")).to_be_visible()
+    box = page.get_by_role("textbox", name="Message")
+    box.fill("Bonjour, où en est ma commande ?")
+    box.press("Enter")
+    expect(page.get_by_role("listitem").filter(has_text="Bonjour")).to_contain_text("Envoyé")
+    with cape.session_factory() as session:  # the chat is on the known customer's timeline
+        conversation = session.get(Conversation, conversation_of(cape, "Bonjour, où en est ma commande ?"))
+        assert conversation.customer_id == cape.claire["customer_id"]
     expect(page.get_by_text("Bonjour ! Comment pouvons-nous vous aider ?")).to_be_visible()
     expect(page.get_by_text("Nous sommes absents pour le moment")).to_be_visible()
     page.get_by_role("button", name="Continuer par e-mail").click()

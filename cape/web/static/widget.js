@@ -1242,6 +1242,7 @@
   }
 
   var configTries = 0;
+  var configTimer = null;
   function start() {
     loadConfig().then(
       function () {
@@ -1256,15 +1257,18 @@
           });
         });
       },
-      function () {
+      function (error) {
         // Cape unreachable or the channel unknown: nothing is drawn, the page is untouched.
-        if (++configTries < 4) nativeSetTimeout(start, 3000 * Math.pow(3, configTries - 1));
+        // Unreachable is tried again (a visitor may have messages waiting); unknown is not.
+        if (error.status >= 400 && error.status < 500) return;
+        configTimer = nativeSetTimeout(start, Math.min(60000, 3000 * Math.pow(3, configTries++)));
       }
     );
   }
 
   W.addEventListener("online", function () {
     if (!ui) {
+      nativeClearTimeout(configTimer);
       configTries = 0;
       start();
     } else wake();
