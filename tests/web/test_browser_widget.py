@@ -181,14 +181,15 @@ def first_event(cape, topic: str, event: str):
     return future
 
 
-# A page that does its worst: styles for every element, a broken JSON before the tag and broken
-# fetch and WebSocket after it, and a button of its own where the chat window opens.
+# A page that does its worst: styles for every element, a broken JSON before the tag, broken
+# fetch and WebSocket after it, keyboard shortcuts, and a button of its own where the chat opens.
 HOSTILE_HEAD = """
 <script>window.JSON = null;</script>
 {tag}
 <script>
   window.fetch = function () { return Promise.reject(new Error("no fetch here")); };
   window.WebSocket = function () { throw new Error("no sockets here"); };
+  document.addEventListener("keydown", function (e) { document.documentElement.setAttribute("data-shortcut", e.key); });
 </script>
 <style>
   * { all: unset !important; }
@@ -277,6 +278,7 @@ def test_a_visitor_and_an_agent_chat_live_on_a_hostile_page(cape, shop, api_toke
     box.press("Escape")
     expect(box).to_be_hidden()
     expect(launcher).to_be_focused()
+    assert page.locator("html").get_attribute("data-shortcut") is None  # no key reached the page's shortcuts
 
 
 def test_a_restart_loses_nothing_and_duplicates_nothing(cape, shop, api_token, page):

@@ -969,10 +969,13 @@
     u.wrap.style.setProperty("--a", colour);
     u.wrap.style.setProperty("--on", readableOn(colour));
     u.wrap.addEventListener("keydown", function (event) {
-      if (event.key === "Escape" && opened) {
+      if (event.key === "Escape" && opened) close();
+    });
+    // Keys typed in the chat are the visitor's words, not the page's keyboard shortcuts.
+    ["keydown", "keyup", "keypress"].forEach(function (type) {
+      u.wrap.addEventListener(type, function (event) {
         event.stopPropagation();
-        close();
-      }
+      });
     });
     root.appendChild(style);
     root.appendChild(u.wrap);
