@@ -238,6 +238,7 @@
   var typingIdle = null;
   var agentTypingTimer = null;
   var lastConfigAt = 0;
+  var conversationId = null;
   var noticeEmail = null; // the offline notice's email field, filled from the pre-chat form
   var connected = true;
 
@@ -333,10 +334,12 @@
     if (token) body.token = token;
     if (identity) body.identity = identity;
     if (extra) for (var k in extra) if (extra[k]) body[k] = extra[k];
-    var previous = token;
     sessionPromise = api("POST", "/widget/api/session", body).then(
       function (data) {
-        if (data.token !== previous && previous) forgetMessages(); // a new visitor: old history is not theirs
+        // Another conversation than the one on screen (the old token was refused: a new visitor):
+        // what is on screen is not theirs. (The token itself is renewed on every visit.)
+        if (conversationId && data.conversation_id !== conversationId) forgetMessages();
+        conversationId = data.conversation_id || null;
         token = data.token;
         write(KEY, token);
         sessionReady = true;
@@ -489,7 +492,7 @@
     waiting.forEach(function (r, i) {
       nativeSetTimeout(function () {
         if (!r.msg.id) send({ type: "message", client_id: r.msg.client_id, body: r.msg.body });
-      }, i * 80); // spaced, well under the per-connection rate limit
+      }, i * 250); // spaced, within the per-connection rate limit
     });
   }
 
