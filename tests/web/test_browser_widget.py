@@ -334,13 +334,17 @@ def test_french_and_danish_and_a_phone(cape, shop, browser):
     expect(page.get_by_text("Merci. Nous vous répondrons à claire@example.org.")).to_be_visible()
     french.close()
 
-    # Danish by the browser's language (the page has none), on a phone; the admin's colour,
-    # position, pre-chat and file limits.
+    # Danish by the browser's language (the page has none), on a phone, on a page with a strict
+    # Content-Security-Policy (no inline styles, Trusted Types); the admin's colour, position,
+    # pre-chat and file limits.
     danish = browser.new_context(locale="da-DK", viewport={"width": 390, "height": 800}, has_touch=True,
                                  reduced_motion="reduce")  # fmt: skip
     danish.set_default_timeout(10_000)
     page = danish.new_page()
-    shop.open(page, shop_page(f"{cape.url}/widget.js", "chat:butik", lang=None))
+    socket_url = cape.url.replace("http", "ws")
+    policy = f"default-src 'self' {cape.url} {socket_url}; style-src 'self'; require-trusted-types-for 'script'"
+    csp = f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
+    shop.open(page, shop_page(f"{cape.url}/widget.js", "chat:butik", lang=None, head=csp))
     launcher = page.get_by_role("button", name="Chat med os")
     expect(launcher).to_be_visible()
     assert launcher.bounding_box()["x"] < 100  # on the left

@@ -762,14 +762,29 @@
   }
 
   // -- drawing -------------------------------------------------------------------------------------
-  var ICON_CHAT =
-    '<svg viewBox="0 0 24 24" width="26" height="26" aria-hidden="true" focusable="false"><path fill="currentColor" d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z"/></svg>';
-  var ICON_CLOSE =
-    '<svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true" focusable="false"><path fill="none" stroke="currentColor" stroke-width="2.4" stroke-linecap="round" d="M6 6l12 12M18 6L6 18"/></svg>';
-  var ICON_SEND =
-    '<svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false"><path fill="currentColor" d="M3 20l18-8L3 4v6l12 2-12 2z"/></svg>';
-  var ICON_ATTACH =
-    '<svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false"><path fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" d="M20 11l-8.5 8.5a5 5 0 0 1-7-7L13 4a3.5 3.5 0 0 1 5 5l-8.5 8.5a2 2 0 0 1-3-3L14 7"/></svg>';
+  // Icons drawn through the DOM, not markup: pages that allow no inline markup (Trusted Types) work too.
+  var ICONS = {
+    chat: [26, { fill: "currentColor", d: "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z" }],
+    close: [22, { fill: "none", stroke: "currentColor", "stroke-width": "2.4", "stroke-linecap": "round", d: "M6 6l12 12M18 6L6 18" }],
+    send: [20, { fill: "currentColor", d: "M3 20l18-8L3 4v6l12 2-12 2z" }],
+    attach: [
+      20,
+      { fill: "none", stroke: "currentColor", "stroke-width": "2", "stroke-linecap": "round", d: "M20 11l-8.5 8.5a5 5 0 0 1-7-7L13 4a3.5 3.5 0 0 1 5 5l-8.5 8.5a2 2 0 0 1-3-3L14 7" }
+    ]
+  };
+
+  function icon(name, extraClass) {
+    var NS = "http://www.w3.org/2000/svg";
+    var spec = ICONS[name];
+    var svg = D.createElementNS(NS, "svg");
+    var attrs = { viewBox: "0 0 24 24", width: spec[0], height: spec[0], "aria-hidden": "true", focusable: "false" };
+    if (extraClass) attrs["class"] = extraClass;
+    for (var k in attrs) svg.setAttribute(k, attrs[k]);
+    var path = D.createElementNS(NS, "path");
+    for (var a in spec[1]) path.setAttribute(a, spec[1][a]);
+    svg.appendChild(path);
+    return svg;
+  }
 
   var CSS =
     ".w{all:initial;position:fixed;bottom:0;right:0;font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#1d2330;color-scheme:light}" +
@@ -779,7 +794,7 @@
     "button,input,textarea{pointer-events:auto;border:0;background:none;cursor:pointer}" +
     "button:focus-visible,input:focus-visible,textarea:focus-visible,a:focus-visible{outline:3px solid var(--a);outline-offset:2px}" +
     ".launcher{position:fixed;bottom:20px;right:20px;width:56px;height:56px;border-radius:50%;background:var(--a);color:var(--on);display:flex;align-items:center;justify-content:center;box-shadow:0 4px 14px rgba(0,0,0,.25);transition:transform .15s}" +
-    ".launcher:hover{transform:scale(1.06)}" +
+    ".launcher:hover{transform:scale(1.06)}.i-close,.open .i-chat{display:none}.open .i-close{display:block}" +
     ".left .launcher{right:auto;left:20px}" +
     ".badge{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;padding:0 6px;border-radius:10px;background:#d92d20;color:#fff;font-size:12px;font-weight:700;line-height:20px;text-align:center}" +
     ".win{position:fixed;bottom:88px;right:20px;width:370px;height:min(600px,calc(100vh - 108px));display:flex;flex-direction:column;background:#fff;border-radius:14px;box-shadow:0 10px 40px rgba(0,0,0,.25);overflow:hidden;pointer-events:auto;animation:rise .18s ease-out}" +
@@ -827,7 +842,6 @@
     var node = D.createElement(tag);
     for (var k in attrs || {}) {
       if (k === "text") node.textContent = attrs[k];
-      else if (k === "html") node.innerHTML = attrs[k];
       else if (k.slice(0, 2) === "on") node.addEventListener(k.slice(2), attrs[k]);
       else if (attrs[k] === true) node.setAttribute(k, "");
       else if (attrs[k] !== false && attrs[k] != null) node.setAttribute(k, attrs[k]);
@@ -873,14 +887,14 @@
     var colour = /^#[0-9a-fA-F]{6}$/.test(config.colour || "") ? config.colour : "#2457c5";
     var host = D.createElement("cape-chat");
     // Inline and important: the page's own style sheets cannot move, hide or enlarge the host.
-    host.setAttribute(
-      "style",
-      "all:initial!important;display:block!important;position:fixed!important;top:0!important;left:0!important;" +
-        "width:0!important;height:0!important;overflow:visible!important;z-index:2147483000!important;" +
-        "pointer-events:none!important;visibility:visible!important;opacity:1!important;transform:none!important"
-    );
+    // (Set through the CSSOM, which a page's Content-Security-Policy allows, unlike a style attribute.)
+    var hostStyle = {
+      all: "initial", display: "block", position: "fixed", top: "0", left: "0", width: "0", height: "0",
+      overflow: "visible", "z-index": "2147483000", "pointer-events": "none", visibility: "visible",
+      opacity: "1", transform: "none"
+    };
+    for (var prop in hostStyle) host.style.setProperty(prop, hostStyle[prop], "important");
     var root = host.attachShadow({ mode: "open" });
-    var style = el("style", { text: CSS });
     var names = {};
     ["win", "title", "list", "input", "file", "notice", "pre", "err"].forEach(function (n) {
       names[n] = "cape-" + n;
@@ -890,12 +904,12 @@
     u.launcher = el(
       "button",
       { type: "button", class: "launcher", "aria-label": t("launcher"), "aria-expanded": "false", "aria-controls": names.win, onclick: toggle },
-      [el("span", { html: ICON_CHAT }), u.badge]
+      [icon("chat", "i-chat"), icon("close", "i-close"), u.badge]
     );
     u.face = el("span", {}, [el("span")]);
     u.name = el("strong", { id: names.title });
     u.presence = el("span");
-    u.close = el("button", { type: "button", class: "x", "aria-label": t("close"), html: ICON_CLOSE, onclick: close });
+    u.close = el("button", { type: "button", class: "x", "aria-label": t("close"), onclick: close }, [icon("close")]);
     u.greeting = el("p", { class: "note", hidden: true });
     u.notice = buildNotice(names.notice);
     u.pre = buildPrechat(names.pre);
@@ -938,12 +952,11 @@
       class: "icon",
       "aria-label": t("attach"),
       title: t("attach"),
-      html: ICON_ATTACH,
       onclick: function () {
         u.file.click();
       }
-    });
-    u.send = el("button", { type: "submit", class: "icon go", "aria-label": t("send"), title: t("send"), html: ICON_SEND });
+    }, [icon("attach")]);
+    u.send = el("button", { type: "submit", class: "icon go", "aria-label": t("send"), title: t("send"), }, [icon("send")]);
     u.compose = el(
       "form",
       {
@@ -980,7 +993,14 @@
         event.stopPropagation();
       });
     });
-    root.appendChild(style);
+    // A constructed style sheet where the browser has them (a page's CSP cannot refuse it), else a <style>.
+    try {
+      var sheet = new W.CSSStyleSheet();
+      sheet.replaceSync(CSS);
+      root.adoptedStyleSheets = [sheet];
+    } catch (e) {
+      root.appendChild(el("style", { text: CSS }));
+    }
     root.appendChild(u.wrap);
     (D.body || D.documentElement).appendChild(host);
     render();
@@ -1192,9 +1212,6 @@
     ui.win.hidden = false;
     ui.wrap.classList.add("open");
     ui.launcher.setAttribute("aria-expanded", "true");
-    ui.launcher.innerHTML = "";
-    ui.launcher.appendChild(el("span", { html: ICON_CLOSE }));
-    ui.launcher.appendChild(ui.badge);
     unread = 0;
     setConnected(connected);
     if (Date.now() - lastConfigAt > 60000) {
@@ -1215,9 +1232,6 @@
     ui.win.hidden = true;
     ui.wrap.classList.remove("open");
     ui.launcher.setAttribute("aria-expanded", "false");
-    ui.launcher.innerHTML = "";
-    ui.launcher.appendChild(el("span", { html: ICON_CHAT }));
-    ui.launcher.appendChild(ui.badge);
     render();
     ui.launcher.focus();
   }
