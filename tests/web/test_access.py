@@ -13,6 +13,7 @@ import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from starlette.routing import Mount, Route
+from starlette.websockets import WebSocketDisconnect
 
 from cape.actions import service as actions_service
 from cape.auth.service import create_team
@@ -25,7 +26,10 @@ PUBLIC = "anyone"
 SIGNED_IN = "any signed-in user"
 SUPERVISOR = "supervisors and admins"
 ADMIN = "admins"
-RANK = {PUBLIC: 0, SIGNED_IN: 1, SUPERVISOR: 2, ADMIN: 3}
+# The chat widget's visitor, by the visitor token it was given (a bearer header, never a cookie):
+# no one else, signed-in agents included, gets in without one.
+VISITOR = "a chat visitor with its token"
+RANK = {PUBLIC: 0, VISITOR: 0, SIGNED_IN: 1, SUPERVISOR: 2, ADMIN: 3}
 
 # (method, path) -> who may use it. Paths under /api/ are the API (tokens); the rest are pages
 # (cookies). HEAD is answered like GET. A mount is listed with the method "MOUNT".
@@ -122,7 +126,23 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/admin/channels/reply-webhook"): ADMIN,
     ("GET", "/admin/settings"): ADMIN,
     ("POST", "/admin/settings"): ADMIN,
+    ("POST", "/admin/channels/chat"): ADMIN,
+    ("POST", "/admin/channels/chat/{channel_id}"): ADMIN,
+    ("POST", "/admin/channels/chat/{channel_id}/secret"): ADMIN,
+    # The chat widget on other sites (docs/chat.md)
+    ("GET", "/widget.js"): PUBLIC,
+    ("GET", "/widget/demo"): PUBLIC,
+    ("GET", "/widget/api/config"): PUBLIC,
+    ("POST", "/widget/api/session"): PUBLIC,
+    ("GET", "/widget/api/files/{signed}"): PUBLIC,  # the link is the permission: signed, given to the visitor
+    ("GET", "/widget/api/messages"): VISITOR,
+    ("POST", "/widget/api/upload"): VISITOR,
+    ("POST", "/widget/api/email"): VISITOR,
+    ("APIWebSocketRoute", "/widget/ws"): VISITOR,
 }
+# Routes that never read the session cookie (the widget sends none; CORS without credentials), so
+# a forged cross-site request carries nothing to abuse: no CSRF token is asked of them.
+COOKIELESS = {path for (_, path) in ACCESS if path.startswith("/widget/")}
 
 SAFE = {"GET", "HEAD"}
 
@@ -177,7 +197,7 @@ def rows(db, settings, alice_agent):
         "conversation_id": inbound.conversation_id, "customer_id": inbound.customer_id,
         "message_id": inbound.message_id, "attachment_id": attachment.id, "action_id": action.id,
         "user_id": alice_agent.user.id, "team_id": team.id, "channel_id": channel.id, "role": "agent",
-        "decision": "decline",
+        "decision": "decline", "signed": "not-a-signed-link",
     }  # fmt: skip
 
 
@@ -238,6 +258,10 @@ def test_each_role_gets_what_the_table_says_everywhere(app, client, rows, alice_
     def check(who: str, rank: int, method: str, path: str, response) -> None:
         needed = RANK[ACCESS[(method, path)]]
         status = response.status_code
+        if ACCESS[(method, path)] == VISITOR:
+            if status != 401:  # cookies and agents' tokens are no visitor token
+                wrong.append(f"{who} {method} {path}: {status}, expected 401 without a visitor token")
+            return
         if response.status_code >= 500:
             wrong.append(f"{who} {method} {path}: {status} (a server error)")
         elif who == "anonymous" and needed > RANK[PUBLIC]:
@@ -249,6 +273,8 @@ def test_each_role_gets_what_the_table_says_everywhere(app, client, rows, alice_
         elif status in (401, 403) or sent_to_sign_in(response):
             wrong.append(f"{who} {method} {path}: {status} {response.text[:200]}, expected to be let in")
 
+    sockets = [(m, p) for m, p in routes if m == "APIWebSocketRoute"]
+    routes = [route for route in routes if route not in sockets]
     anonymous_csrf = form_csrf(client)  # public forms need the session's token, signed in or not
     for method, path in routes:
         check("anonymous", 0, method, path, request(client, method, path, rows, csrf=anonymous_csrf))
@@ -262,12 +288,19 @@ def test_each_role_gets_what_the_table_says_everywhere(app, client, rows, alice_
             else:
                 response = request(client, method, path, rows, csrf=csrf)
             check(actor.user.name, rank, method, path, response)
+        for _, path in sockets:  # signed in, with the cookie and a token: still no visitor
+            try:
+                with client.websocket_connect(path, headers=actor.headers):
+                    wrong.append(f"{actor.user.name} {path}: accepted without a visitor token")
+            except WebSocketDisconnect as closed:
+                if closed.code != 1008:
+                    wrong.append(f"{actor.user.name} {path}: closed with {closed.code}, expected 1008")
     assert not wrong, "\n".join(wrong)
 
 
 def test_changes_with_the_session_cookie_need_its_csrf_token_everywhere(app, client, rows, carol_admin):
     sign_in(client, carol_admin)
-    unsafe = [(m, p) for m, p in served_routes(app) if m not in SAFE | {"MOUNT"}]
+    unsafe = [(m, p) for m, p in served_routes(app) if m not in SAFE | {"MOUNT"} and p not in COOKIELESS]
     wrong = []
     for method, path in unsafe:
         response = request(client, method, path, rows)  # the cookie, no token

@@ -8,11 +8,12 @@ must be one the channel allows (any when it lists none).
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
+import pathlib
+import re
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile, WebSocket
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile, WebSocket
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
@@ -22,6 +23,7 @@ from cape.auth.deps import DbSession
 from cape.channels.chat import service
 from cape.channels.chat.socket import VisitorConnection, origin_allowed
 from cape.channels.email.service import attachment_file, save_attachment
+from cape.db import mark_read_only
 from cape.kit.errors import Forbidden, NotAuthenticated, NotFound, TooLarge, UnsupportedType
 from cape.kit.validation import Text
 from cape.models import Channel, ChatVisitor, Message
@@ -29,7 +31,7 @@ from cape.web.render import render
 
 router = APIRouter(include_in_schema=False)
 
-WIDGET_JS = Path(__file__).resolve().parents[2] / "web" / "static" / "widget.js"
+WIDGET_JS = pathlib.Path(__file__).resolve().parents[2] / "web" / "static" / "widget.js"
 # Multipart overhead on top of the largest file a channel may take.
 MAX_UPLOAD_BODY = 51 * 1024 * 1024
 _INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
@@ -79,16 +81,36 @@ def widget_demo(request: Request):
 # -- the visitor's HTTP API -------------------------------------------------------------------
 
 
-def _visitor(request: Request, session: Session) -> tuple[ChatVisitor, Channel]:
+def _visitor(request: Request, session: Session, *, create: bool = False) -> tuple[ChatVisitor, Channel]:
     """The visitor of the bearer token, with the Origin checked against its channel."""
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header[:7].lower() == "bearer " else None
-    visitor = service.visitor_for_token(session, token=token, app_secret=_secret(request))
+    visitor = service.visitor_for_token(session, token=token, app_secret=_secret(request), create=create)
     channel = session.get_one(Channel, visitor.channel_id)
     if not channel.is_active:
         raise NotAuthenticated("this chat is closed")
     _check_origin(request, channel)
     return visitor, channel
+
+
+def _visitor_in_request_session(request: Request, session: DbSession) -> tuple[ChatVisitor, Channel]:
+    # A write (continue by email) makes the visitor's row; a read finds it, or a visitor with none.
+    return _visitor(request, session, create=request.method not in ("GET", "HEAD"))
+
+
+def _visitor_read_apart(request: Request) -> tuple[ChatVisitor, Channel]:
+    """The visitor, read in a short session of its own (for a handler that files through the inbound
+    queue, which must not wait behind a transaction the request holds)."""
+    with request.app.state.session_factory() as session:
+        mark_read_only(session)
+        visitor, channel = _visitor(request, session)
+        session.expunge_all()
+        return visitor, channel
+
+
+# Dependencies, so a request without a valid visitor token is refused (401) before its body is read.
+CurrentVisitor = Annotated[tuple[ChatVisitor, Channel], Depends(_visitor_in_request_session)]
+CurrentVisitorApart = Annotated[tuple[ChatVisitor, Channel], Depends(_visitor_read_apart)]
 
 
 def _check_origin(request: Request, channel: Channel) -> None:
@@ -133,9 +155,9 @@ def post_session(body: SessionIn, request: Request, session: DbSession):
 
 
 @router.get("/widget/api/messages")
-def get_messages(request: Request, session: DbSession, after: Annotated[int, Query(ge=0)] = 0):
+def get_messages(request: Request, session: DbSession, current: CurrentVisitor, after: Annotated[int, Query(ge=0)] = 0):
     """What the visitor missed (after a reconnect): their conversation's messages after ``after``."""
-    visitor, _ = _visitor(request, session)
+    visitor, _ = current
     messages = service.visitor_messages(session, visitor=visitor, after=after)
     return {"messages": service.public_messages(session, messages=messages, app_secret=_secret(request))}
 
@@ -143,12 +165,12 @@ def get_messages(request: Request, session: DbSession, after: Annotated[int, Que
 @router.post("/widget/api/upload", max_body_size=MAX_UPLOAD_BODY)
 async def post_upload(
     request: Request,
+    current: CurrentVisitorApart,
     file: Annotated[UploadFile, File()],
     client_id: Annotated[str, Form(max_length=64)] = "",
 ):
     """A file from the visitor, as a message of its own; 413/415 past the channel's limits."""
-    factory = request.app.state.session_factory
-    visitor, channel = await run_in_threadpool(_read_visitor, request, factory)
+    visitor, channel = current
     content_type = (file.content_type or "application/octet-stream").split(";")[0].strip().lower()
     limit = int(service.widget_settings(channel)["upload"]["max_bytes"])
     content = await file.read(limit + 1)
@@ -158,7 +180,7 @@ async def post_upload(
     if problem == "unsupported_type":
         raise UnsupportedType(f"files of type {content_type} are not taken")
     client_id = service.valid_client_id(client_id or hashlib.sha256(content).hexdigest()[:32])
-    filename = Path(file.filename or "file").name[:255] or "file"
+    filename = re.split(r"[\\/]", file.filename or "")[-1].strip()[:255] or "file"  # a path from Windows too
     data_dir = request.app.state.settings.data_dir
     sha256 = await run_in_threadpool(save_attachment, data_dir, content)
     connection = VisitorConnection.for_request(request.app, visitor=visitor, channel=channel)
@@ -173,23 +195,16 @@ async def post_upload(
     return {"message": payload}
 
 
-def _read_visitor(request: Request, factory) -> tuple[ChatVisitor, Channel]:
-    with factory() as session:
-        visitor, channel = _visitor(request, session)
-        session.expunge_all()
-        return visitor, channel
-
-
 @router.post("/widget/api/email")
-def post_email(body: EmailIn, request: Request, session: DbSession):
+def post_email(current: CurrentVisitor, body: EmailIn, session: DbSession):
     """Continue by email: replies in this chat go to the address from now on."""
-    visitor, _ = _visitor(request, session)
+    visitor, _ = current
     service.continue_by_email(session, visitor=visitor, email=body.email)
     return {"email": visitor.email, "conversation_id": visitor.conversation_id}
 
 
 @router.get("/widget/api/files/{signed}")
-def get_file(signed: Annotated[str, Field(max_length=200)], request: Request, session: DbSession):
+def get_file(signed: Annotated[str, Path(max_length=200)], request: Request, session: DbSession):
     """A file of a chat, by the signed link the visitor was given; a download, never run in our origin."""
     attachment = service.attachment_for_url(session, signed=signed, app_secret=_secret(request))
     message = session.get_one(Message, attachment.message_id)

@@ -285,12 +285,15 @@ def _serializer(app_secret: str, salt: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(app_secret, salt=salt)
 
 
-def sign_token(app_secret: str, *, channel_id: int, visitor_id: str) -> str:
-    return _serializer(app_secret, TOKEN_SALT).dumps({"c": channel_id, "v": visitor_id})
+def sign_token(app_secret: str, *, channel_id: int, visitor_id: str, language: str | None = None) -> str:
+    data: dict = {"c": channel_id, "v": visitor_id}
+    if language:
+        data["l"] = language
+    return _serializer(app_secret, TOKEN_SALT).dumps(data)
 
 
-def read_token(app_secret: str, token: str | None) -> tuple[int, str] | None:
-    """(channel id, visitor id) of a valid token; None when it is missing, tampered with or expired."""
+def read_token(app_secret: str, token: str | None) -> tuple[int, str, str | None] | None:
+    """(channel id, visitor id, language) of a valid token; None when it is missing, tampered with or expired."""
     if not token:
         return None
     try:
@@ -299,19 +302,42 @@ def read_token(app_secret: str, token: str | None) -> tuple[int, str] | None:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("c"), int) or not isinstance(data.get("v"), str):
         return None
-    return data["c"], data["v"]
+    language = data.get("l") if data.get("l") in SUPPORTED_LANGUAGES else None
+    return data["c"], data["v"], language
 
 
-def visitor_for_token(session: Session, *, token: str | None, app_secret: str) -> ChatVisitor:
-    """The visitor a token names (with its channel checked); NotAuthenticated otherwise."""
+def visitor_for_token(session: Session, *, token: str | None, app_secret: str, create: bool = False) -> ChatVisitor:
+    """The visitor a token names; NotAuthenticated when it is not valid.
+
+    A visitor who has not written yet has no row (a page view writes nothing): it is then a
+    transient ``ChatVisitor`` (no id), made a row with ``create`` or by ``visitor_row``.
+    """
     found = read_token(app_secret, token)
     if found is None:
         raise NotAuthenticated("a valid visitor token is required")
-    channel_id, visitor_id = found
-    visitor = session.scalar(
-        select(ChatVisitor).where(ChatVisitor.visitor_id == visitor_id, ChatVisitor.channel_id == channel_id)
-    )
+    channel_id, visitor_id, language = found
+    if create:
+        return visitor_row(session, channel_id=channel_id, visitor_id=visitor_id, language=language)
+    visitor = session.scalar(select(ChatVisitor).where(ChatVisitor.visitor_id == visitor_id))
     if visitor is None:
+        return ChatVisitor(channel_id=channel_id, visitor_id=visitor_id, language=language)
+    if visitor.channel_id != channel_id:
+        raise NotAuthenticated("this visitor token is not known")
+    return visitor
+
+
+def visitor_row(session: Session, *, channel_id: int, visitor_id: str, language: str | None = None) -> ChatVisitor:
+    """The visitor's row, made when it first writes (two tabs at once: one makes it, the other finds it)."""
+    visitor = session.scalar(select(ChatVisitor).where(ChatVisitor.visitor_id == visitor_id))
+    if visitor is None:
+        try:
+            with session.begin_nested():
+                visitor = ChatVisitor(channel_id=channel_id, visitor_id=visitor_id, language=language)
+                session.add(visitor)
+                session.flush()
+        except IntegrityError:
+            visitor = session.scalars(select(ChatVisitor).where(ChatVisitor.visitor_id == visitor_id)).one()
+    if visitor.channel_id != channel_id:
         raise NotAuthenticated("this visitor token is not known")
     return visitor
 
@@ -354,39 +380,41 @@ def start_session(
     verified_email, external_id, known_customer_id = _verify(session, channel=channel, claim=identity,
                                                              app_secret=app_secret)  # fmt: skip
     found = read_token(app_secret, token)
-    visitor = None
-    if found is not None and found[0] == channel.id:
-        visitor = session.scalar(select(ChatVisitor).where(ChatVisitor.visitor_id == found[1]))
+    visitor_id = found[1] if found is not None and found[0] == channel.id else None
+    language = language if language in SUPPORTED_LANGUAGES else (found[2] if found else None)
+    visitor = session.scalar(select(ChatVisitor).where(ChatVisitor.visitor_id == visitor_id)) if visitor_id else None
+    if visitor is not None and visitor.channel_id != channel.id:
+        visitor, visitor_id = None, None
     if visitor is not None and known_customer_id is not None and visitor.customer_id not in (None, known_customer_id):
         # The browser's earlier anonymous chat belongs to someone else's customer record: the
         # signed-in customer gets a visitor of their own, and that history stays where it is.
-        visitor = None
-    if visitor is None:
-        visitor = ChatVisitor(channel_id=channel.id, visitor_id=secrets.token_urlsafe(24))
-        session.add(visitor)
-    if verified_email or external_id:
-        visitor.verified_email = verified_email or visitor.verified_email
-        visitor.external_id = external_id or visitor.external_id
-    if known_customer_id is not None and visitor.customer_id is None:
-        visitor.customer_id = known_customer_id
-        visitor.conversation_id = visitor.conversation_id or _latest_chat_conversation(
-            session, channel=channel, customer_id=known_customer_id
-        )
-    contact_name = (identity.name if identity and identity.name else name) or ""
-    if contact_name.strip():
-        visitor.name = contact_name.strip()[:200]
-    if email and email.strip():
-        address = email.strip().lower()
-        if not _EMAIL.fullmatch(address) or len(address) > 320:
-            raise InvalidInput("email", "not an email address")
-        visitor.email = address
-    if language in SUPPORTED_LANGUAGES:
-        visitor.language = language
-    session.flush()
-    if visitor.customer_id is not None:
-        _ensure_visitor_identity(session, visitor=visitor)
+        visitor, visitor_id = None, None
+    visitor_id = visitor_id or secrets.token_urlsafe(24)
+    contact_name = ((identity.name if identity and identity.name else name) or "").strip()[:200]
+    address = (email or "").strip().lower()
+    if address and (not _EMAIL.fullmatch(address) or len(address) > 320):
+        raise InvalidInput("email", "not an email address")
+    if visitor is None and (verified_email or external_id or contact_name or address):
+        visitor = visitor_row(session, channel_id=channel.id, visitor_id=visitor_id, language=language)
+    if visitor is not None:  # else nothing is written: a page view is no visitor yet
+        if verified_email or external_id:
+            visitor.verified_email = verified_email or visitor.verified_email
+            visitor.external_id = external_id or visitor.external_id
+        if known_customer_id is not None and visitor.customer_id is None:
+            visitor.customer_id = known_customer_id
+            visitor.conversation_id = visitor.conversation_id or _latest_chat_conversation(
+                session, channel=channel, customer_id=known_customer_id
+            )
+        visitor.name = contact_name or visitor.name
+        visitor.email = address or visitor.email
+        visitor.language = language or visitor.language
+        session.flush()
+        if visitor.customer_id is not None:
+            _ensure_visitor_identity(session, visitor=visitor)
+    else:
+        visitor = ChatVisitor(channel_id=channel.id, visitor_id=visitor_id, language=language)
     return StartedSession(
-        token=sign_token(app_secret, channel_id=channel.id, visitor_id=visitor.visitor_id),
+        token=sign_token(app_secret, channel_id=channel.id, visitor_id=visitor_id, language=language),
         visitor=visitor,
         online=is_online(session, channel=channel, time_zone=time_zone),
     )
@@ -534,10 +562,10 @@ def conversation_for_visitor(session: Session, *, visitor: ChatVisitor) -> int |
     return _latest_chat_conversation(session, channel=channel, customer_id=customer_id)
 
 
-def note_filed(session: Session, *, visitor_id: int, customer_id: int, conversation_id: int) -> None:
+def note_filed(session: Session, *, visitor_id: str, customer_id: int, conversation_id: int) -> None:
     """After ingest: remember the visitor's customer and conversation (and where replies go, when
     the visitor asked for email before writing)."""
-    visitor = session.get_one(ChatVisitor, visitor_id)
+    visitor = session.scalars(select(ChatVisitor).where(ChatVisitor.visitor_id == visitor_id)).one()
     if visitor.conversation_id == conversation_id and visitor.customer_id == customer_id:
         return
     visitor.customer_id, visitor.conversation_id = customer_id, conversation_id
@@ -656,9 +684,9 @@ def mark_seen(session: Session, *, visitor: ChatVisitor, message_id: int) -> lis
     return ids
 
 
-def touch_visitor(session: Session, *, visitor_id: int) -> None:
-    """A socket of this visitor is open now."""
-    session.execute(update(ChatVisitor).where(ChatVisitor.id == visitor_id).values(last_seen_at=utcnow()))
+def touch_visitor(session: Session, *, visitor_id: str) -> None:
+    """A socket of this visitor is open now (a visitor who has not written yet has nothing to note)."""
+    session.execute(update(ChatVisitor).where(ChatVisitor.visitor_id == visitor_id).values(last_seen_at=utcnow()))
 
 
 def visitor_gone(session: Session, *, conversation_id: int, now: datetime | None = None) -> bool:

@@ -19,6 +19,7 @@ from functools import partial
 import anyio
 from anyio import ClosedResourceError
 from fastapi import WebSocket, WebSocketDisconnect
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -69,7 +70,8 @@ class RateLimit:
 class VisitorConnection:
     def __init__(self, app, *, visitor: ChatVisitor, channel: Channel, websocket: WebSocket | None = None):
         self.app = app
-        self.visitor_pk = visitor.id
+        self.visitor_id = visitor.visitor_id
+        self.language = visitor.language
         self.channel_id = channel.id
         self.conversation_id = visitor.conversation_id
         self.websocket = websocket
@@ -212,10 +214,11 @@ class VisitorConnection:
         """Ingest through the inbound queue (committed before it returns), then publish the new
         message to the visitor's sockets. Returns (payload for this caller when the message was
         there before, else None; message id)."""
-        visitor_pk = self.visitor_pk
+        visitor_id, channel_id, language = self.visitor_id, self.channel_id, self.language
 
         def prepare(session: Session) -> InboundMessage:
-            visitor = session.get_one(ChatVisitor, visitor_pk)
+            # Made with the first message, in the transaction that files it.
+            visitor = service.visitor_row(session, channel_id=channel_id, visitor_id=visitor_id, language=language)
             return build(session, visitor, service.conversation_for_visitor(session, visitor=visitor))
 
         result = await self.app.state.inbound_queue.ingest(prepare)
@@ -235,7 +238,7 @@ class VisitorConnection:
 
     def _after_filed(self, customer_id: int, conversation_id: int, message_id: int) -> dict:
         with self.app.state.session_factory() as session:
-            service.note_filed(session, visitor_id=self.visitor_pk, customer_id=customer_id,
+            service.note_filed(session, visitor_id=self.visitor_id, customer_id=customer_id,
                                conversation_id=conversation_id)  # fmt: skip
             session.commit()
             return _payload(session, message_id, self.app.state.settings.resolved_secret_key)
@@ -246,7 +249,8 @@ class VisitorConnection:
 
     def _in_session(self, work: Callable[[Session, ChatVisitor], object]) -> object:
         with self.app.state.session_factory() as session:
-            result = work(session, session.get_one(ChatVisitor, self.visitor_pk))
+            visitor = session.scalar(select(ChatVisitor).where(ChatVisitor.visitor_id == self.visitor_id))
+            result = work(session, visitor) if visitor is not None else None
             session.commit()
             return result
 
@@ -297,7 +301,7 @@ def _mark_seen(session: Session, visitor: ChatVisitor, *, message_id: int) -> No
 
 
 def _touch_visitor(session: Session, visitor: ChatVisitor) -> None:
-    service.touch_visitor(session, visitor_id=visitor.id)
+    service.touch_visitor(session, visitor_id=visitor.visitor_id)
 
 
 def _load(app, token: str) -> tuple[ChatVisitor, Channel]:
