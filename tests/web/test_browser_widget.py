@@ -234,7 +234,7 @@ def test_a_visitor_and_an_agent_chat_live_on_a_hostile_page(cape, shop, api_toke
 
     # An agent in a browser of their own answers on the conversation page.
     agent = browser.new_context(locale="en-GB")
-    agent.set_default_timeout(10_000)
+    agent.set_default_timeout(20_000)  # the conversation page is the heaviest the test loads
     desk = agent.new_page()
     desk.goto(cape.url + "/login")
     desk.get_by_label("Email").fill("robin@example.test")
