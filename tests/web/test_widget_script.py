@@ -34,3 +34,9 @@ def test_the_launcher_says_chat_and_the_input_says_message_in_every_language():
     for language, table in widget_strings().items():
         assert "chat" in table["launcher"].lower(), language
         assert "message" in table["message"].lower(), language
+
+
+def test_french_punctuation_has_its_no_break_spaces():
+    """As in the catalogues: a no-break space before a colon, a narrow one before ; ? !"""
+    wrong = [t for t in widget_strings()["fr"].values() if re.search(r"(?<!\u00a0):|(?<![\u202f\u00a0])[;?!]", t)]
+    assert not wrong

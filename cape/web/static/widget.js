@@ -123,7 +123,7 @@
       "unread": "{count} new"
     },
     "fr": {
-      "launcher": "Chat en ligne : écrivez-nous",
+      "launcher": "Chat en ligne : écrivez-nous",
       "close": "Fermer le chat",
       "message": "Votre message",
       "placeholder": "Écrivez un message…",
@@ -147,11 +147,11 @@
       "invalid_email": "Saisissez une adresse e-mail valide.",
       "prechat": "Avant de commencer, dites-nous qui vous êtes (facultatif).",
       "start": "Commencer la discussion",
-      "file_too_large": "{file} est trop volumineux : la limite est de {size}.",
-      "file_type": "{file} ne peut pas être envoyé : ce type de fichier n'est pas accepté.",
+      "file_too_large": "{file} est trop volumineux : la limite est de {size}.",
+      "file_type": "{file} ne peut pas être envoyé : ce type de fichier n'est pas accepté.",
       "upload_failed": "{file} n'a pas pu être envoyé. Réessayez.",
       "reconnecting": "Connexion perdue. Reconnexion…",
-      "new_message": "Nouveau message de {name} : {body}",
+      "new_message": "Nouveau message de {name} : {body}",
       "you": "Vous",
       "unread": "{count} nouveau(x)"
     },
