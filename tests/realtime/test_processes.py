@@ -18,6 +18,7 @@ import redis
 from pydantic import SecretStr
 from websockets.sync.client import connect
 
+from cape.channels.chat.service import create_chat_channel
 from cape.config import Settings
 from cape.db import create_session_factory, unit_of_work
 from tests.fixtures.browser import free_port
@@ -98,6 +99,7 @@ def installation(tmp_path_factory):
         with unit_of_work(create_session_factory(engine)) as session:
             token = make_token(session, make_user(session, email="sam@example.test", name="Sam"))
             robin = make_token(session, make_user(session, email="robin@example.test", name="Robin"))
+            create_chat_channel(session, name="Two servers", slug="two", app_secret=settings.resolved_secret_key)
         env = environment(settings)
         with cape_serve(env, workdir, "a") as a, cape_serve(env, workdir, "b") as b:
             yield {"a": a, "b": b, "sam": token, "robin": robin}
@@ -140,3 +142,31 @@ def test_a_customer_on_one_server_reaches_an_agent_on_the_other_and_back(install
                      and f["event"] == "message.created")  # fmt: skip
         assert heard["data"] == {"conversation_id": conversation_id, "message_id": reply.json()["id"],
                                  "direction": "outbound"}  # fmt: skip
+
+
+def test_a_chat_visitor_on_one_server_and_an_agent_on_the_other_hear_each_other(installation):
+    a, b = installation["a"], installation["b"]
+    sam = {"Authorization": f"Bearer {installation['sam']}"}
+    started = httpx.post(f"{a}/widget/api/session", json={"channel": "chat:two", "name": "Noor"})
+    assert started.status_code == 200, started.text
+    visitor_token = started.json()["token"]
+    visitor_url = a.replace("http://", "ws://") + f"/widget/ws?token={visitor_token}"
+    with connect(visitor_url) as visitor, socket_on(b, installation["sam"]) as agent:
+        agent.send(json.dumps({"type": "subscribe", "topics": ["inbox"]}))
+        hear(agent, lambda f: f.get("type") == "subscribed")
+
+        # The visitor writes on server A; the agent's socket on server B hears it filed.
+        visitor.send(json.dumps({"type": "message", "client_id": "c-1", "body": "Do you ship to Greenland?"}))
+        ack = hear(visitor, lambda f: f.get("type") == "ack")
+        heard = hear(agent, lambda f: f.get("topic") == "inbox" and f["event"] == "message.created")
+        assert heard["data"]["message_id"] == ack["message_id"] and heard["data"]["direction"] == "inbound"
+        conversation_id = heard["data"]["conversation_id"]
+        shown = httpx.get(f"{b}/api/v1/conversations/{conversation_id}", headers=sam).json()
+        assert shown["channel"] == "chat"
+
+        # The agent answers through server B's API; the visitor's socket on server A shows it live.
+        reply = httpx.post(f"{b}/api/v1/conversations/{conversation_id}/replies", headers=sam,
+                           json={"body": "We do, in 5 to 8 days."})  # fmt: skip
+        assert reply.status_code == 201, reply.text
+        got = hear(visitor, lambda f: f.get("type") == "message" and f["message"]["direction"] == "outbound")
+        assert got["message"]["id"] == reply.json()["id"] and got["message"]["body"] == "We do, in 5 to 8 days."
