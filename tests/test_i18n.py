@@ -50,5 +50,6 @@ def test_french_punctuation_has_its_no_break_spaces():
     with (CATALOGS / "fr" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
         catalog = read_po(handle)
     texts = [text for m in catalog if m.id for text in (m.string if isinstance(m.string, tuple) else (m.string,))]
-    wrong = [t for t in texts if re.search(r"(?<!\u00a0):(?!//)|(?<![\u202f\u00a0])[;?!]", t)]
+    untimed = {t: re.sub(r"\d:\d", "", t) for t in texts}  # a colon between digits is a time (09:00)
+    wrong = [t for t, u in untimed.items() if re.search(r"(?<!\u00a0):(?!//)|(?<![\u202f\u00a0])[;?!]", u)]
     assert not wrong, f"French wants « mot\u00a0: » and « mot\u202f? »: {wrong}"

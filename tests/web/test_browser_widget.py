@@ -269,7 +269,9 @@ def test_a_visitor_and_an_agent_chat_live_on_a_hostile_page(cape, shop, api_toke
     # The visitor writes again; an agent's reply through the API reaches the open widget live.
     box.fill("Thank you!")
     box.press("Enter")
-    expect(page.get_by_role("listitem").filter(has_text="Thank you!")).to_contain_text("Sent")
+    # The agent's open conversation shows it without a reload, and having it open reads it.
+    expect(desk.get_by_text("Thank you!")).to_be_visible()
+    expect(page.get_by_role("listitem").filter(has_text="Thank you!")).to_contain_text("Seen")
     reply_by_api(cape, api_token, conversation_id, "You're welcome.")
     expect(page.get_by_role("listitem").filter(has_text="You're welcome.")).to_be_visible()
     agent.close()
