@@ -147,3 +147,28 @@ def test_orders_page_through_a_long_history(client, db, alice_agent):
     assert numbers == [f"M-{n:03}" for n in range(130)]
     html = client.get(f"/customers/{customer_id}", headers={**alice_agent.headers, "Accept": "text/html"}).text
     assert html.count("data-order=") == 20 and "data-older-orders" in html
+
+
+def test_the_customer_360_beside_a_conversation_and_notes_saved_from_it(client, db, alice_agent):
+    result = make_inbound(db, email="page@example.org", name="Astrid")
+    db.add_all([Order(customer_id=result.customer_id, number=f"P-{n}", currency="DKK", total_amount=1499_00,
+                      status="delivered", placed_at=utcnow() - timedelta(days=n)) for n in range(7)])  # fmt: skip
+    db.commit()
+    alice_agent.user.language = "da"
+    db.commit()
+    page = f"/conversations/{result.conversation_id}"
+    html = client.get(page, headers={**alice_agent.headers, "Accept": "text/html"}).text
+    assert 'data-loyalty-tier="vip"' in html and "VIP-kunde" in html
+    assert "10.493,00\xa0kr." in html  # seven orders of 1.499,00 kr., in Danish
+    sidebar = html[html.index("data-sidebar-orders") :].split("</ul>")[0]
+    assert "P-4" in sidebar and "P-5" not in sidebar  # the latest 5
+
+    saved = client.post(f"/customers/{result.customer_id}/notes", data={"notes": "Ring hellere op", "back": page},
+                        headers=alice_agent.headers, follow_redirects=False)  # fmt: skip
+    assert saved.status_code == 303 and saved.headers["location"] == page
+    elsewhere = client.post(f"/customers/{result.customer_id}/notes", data={"notes": "x", "back": "//evil.example"},
+                            headers=alice_agent.headers, follow_redirects=False)  # fmt: skip
+    assert elsewhere.headers["location"] == f"/customers/{result.customer_id}"
+    customer = client.get(f"/customers/{result.customer_id}", headers={**alice_agent.headers, "Accept": "text/html"})
+    assert "Præferencer og noter" in customer.text and ">x</textarea>" in customer.text
+    assert "ændrede noterne om kunden" in customer.text
