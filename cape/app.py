@@ -25,6 +25,8 @@ from cape.actions.api import router as actions_router
 from cape.auth.api import router as users_router
 from cape.channels import registry as channels
 from cape.channels.api import router as channels_router
+from cape.channels.chat.api import WidgetCors
+from cape.channels.chat.api import router as chat_router
 from cape.channels.email.api import router as attachments_router
 from cape.channels.email.service import log_insecure_transports
 from cape.config import Settings
@@ -37,6 +39,7 @@ from cape.insights.api import router as insights_router
 from cape.kit.errors import CapeError, Forbidden, InvalidInput, NotAuthenticated
 from cape.realtime import bridge as realtime_bridge
 from cape.realtime import hub as realtime
+from cape.realtime.socket import router as realtime_router
 
 log = logging.getLogger("cape.http")
 
@@ -95,6 +98,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
         https_only=settings.cookie_secure,
     )
     app.add_middleware(ApiTooLargeAsJson)
+    app.add_middleware(WidgetCors)
     app.add_middleware(RequestLogMiddleware)
     _install_error_handlers(app)
 
@@ -109,6 +113,8 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     app.include_router(insights_router)
     app.include_router(attachments_router)
     app.include_router(channels_router)
+    app.include_router(realtime_router)
+    app.include_router(chat_router)
 
     from cape.web import install_web
     from cape.web.api_docs import install_api_docs
@@ -126,7 +132,7 @@ def error_body(code: str, message: str, **extra) -> dict:
 def _wants_html(request: Request) -> bool:
     """A person's browser asking for a page (not the API, not an HTMX fragment, which keeps JSON)."""
     return (
-        not request.url.path.startswith("/api/")
+        not request.url.path.startswith(("/api/", "/widget/api/"))
         and "text/html" in request.headers.get("accept", "")
         and "hx-request" not in request.headers
     )
@@ -246,7 +252,7 @@ class ApiTooLargeAsJson:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+        if scope["type"] != "http" or not scope["path"].startswith(("/api/", "/widget/api/")):
             return await self.app(scope, receive, send)
         rewriting = False
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Cape: customer service, one relationship per customer.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 users_app = typer.Typer(help="Users.", no_args_is_help=True)
-channels_app = typer.Typer(help="Channels (email mailboxes and addresses).", no_args_is_help=True)
+channels_app = typer.Typer(help="Channels (email mailboxes and addresses, chat widgets).", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 app.add_typer(users_app, name="users")
 app.add_typer(channels_app, name="channels")
@@ -138,12 +138,23 @@ def _run_server(settings: Settings, *, workers: int, jobs: bool) -> None:
             listener.stop()
 
 
+# The largest WebSocket frame the server reads at all (16 MiB by default): the sockets' own limits
+# are far smaller, and a client is not let make the server hold more before they are checked.
+WS_MAX_SIZE = 64 * 1024
+
+
 def _serve(settings: Settings, *, workers: int, jobs: bool) -> None:
     import uvicorn
 
     from cape.app import create_app
 
     if workers > 1:
+        if not settings.redis_url:
+            typer.echo(
+                "Warning: several workers without CAPE_REDIS_URL: live updates reach only the pages "
+                "connected to the worker where the change happened (see docs/realtime.md).",
+                err=True,
+            )
         # Each worker process builds its own app from the same CAPE_* environment.
         import os
 
@@ -156,7 +167,7 @@ def _serve(settings: Settings, *, workers: int, jobs: bool) -> None:
             consumer = job_queue.start_in_process_consumer()
         try:
             uvicorn.run("cape.app:create_app", factory=True, host=settings.host, port=settings.port,
-                        workers=workers, access_log=False, log_config=None,
+                        workers=workers, access_log=False, log_config=None, ws_max_size=WS_MAX_SIZE,
                         forwarded_allow_ips=settings.forwarded_allow_ips)  # fmt: skip
         finally:
             if consumer is not None:
@@ -164,7 +175,7 @@ def _serve(settings: Settings, *, workers: int, jobs: bool) -> None:
         return
     application = create_app(settings, run_jobs=jobs)
     uvicorn.run(application, host=settings.host, port=settings.port, access_log=False, log_config=None,
-                forwarded_allow_ips=settings.forwarded_allow_ips)  # fmt: skip
+                ws_max_size=WS_MAX_SIZE, forwarded_allow_ips=settings.forwarded_allow_ips)  # fmt: skip
 
 
 def _prepare_jobs(settings: Settings) -> None:
@@ -342,6 +353,27 @@ def channels_add_email(
         for warning in transport_warnings(channel, settings=settings):
             problem = "unencrypted" if warning.unencrypted else "certificate not verified"
             typer.echo(f"warning: {warning.protocol} {warning.host}:{warning.port}: {problem}", err=True)
+
+
+@channels_app.command("add-chat")
+def channels_add_chat(
+    name: Annotated[str, typer.Option("--name", help="Shown to agents and at the top of the chat window.")],
+    slug: Annotated[
+        str, typer.Option("--slug", help="The channel is chat:<slug>, as the script tag names it.")
+    ] = "demo",
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Add a chat widget; prints its script tag and its identity secret (shown this once)."""
+    from cape.channels.chat.service import create_chat_channel
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    with _work(settings) as session:
+        channel, secret = create_chat_channel(session, name=name, slug=slug, app_secret=settings.resolved_secret_key)
+        key = channel.key
+    base = f"http://{settings.host}:{settings.port}"
+    typer.echo(f'added {key}\n\n  <script src="{base}/widget.js" data-channel="{key}" async></script>\n')
+    typer.echo(f"identity secret (shown once, keep it on your website's server): {secret}")
 
 
 @channels_app.command("list")

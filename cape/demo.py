@@ -2,12 +2,13 @@
 
 ``seed_demo`` creates the demo sign-ins (README), a support mailbox (``support@example.com``, the
 default outbound mailbox; mail reaches it through the SMTP listener), the agents' authority, and
-the last month of the shop's support: about 25 customers writing by email and through the contact
-form, their orders, replies and internal notes, assignments, tags, resolutions and reopenings,
-actions within and above authority (one approved, one declined, two still waiting for Sam),
-hero moments, an urgent complaint, a repeat problem, and work left in the inbox: conversations
-open and waiting, pending, snoozed. And Olivia's four snow tyres, from a customer who never
-bought anything here.
+the last month of the shop's support: about 25 customers writing by email, through the contact
+form and in the website chat (``chat:demo``, "Website chat", on ``/widget/demo``), their
+orders, replies and internal notes, assignments, tags, resolutions and reopenings, actions
+within and above authority (one approved, one declined, two still waiting for Sam), hero
+moments, an urgent complaint, a repeat problem, and work left in the inbox: conversations open
+and waiting, pending, snoozed. And Olivia's four snow tyres, from a customer who never bought
+anything here.
 
 **Through the services.** Every message, reply, change, action and hero moment is made by the
 service the product uses (``receive_email``, ``ingest``, ``add_reply``, ``update_conversation``,
@@ -30,16 +31,18 @@ running demo take the real send path: without a relay they are marked undelivera
 
 **Idempotent.** Users are keyed on their email, the mailbox on its address, orders on their
 number, and a conversation on its first message's external id (the Message-ID of an email, or
-``demo-<story>`` for the contact form): one query finds which conversations exist, and only the
+``demo-<story>`` for the contact form and the chat): one query finds which conversations exist, and only the
 missing ones are played. A second run adds nothing. (A conversation interrupted halfway is not
 completed later; a demo database is thrown away, not repaired.)
 
-Later capabilities (chat, SMS, reviews...) add their own stories on their channels here, so that
+Chat replies of the past reached the visitor's widget and were seen (``delivered``). Later
+capabilities (SMS, reviews...) add their own stories on their channels here, so that
 a newcomer sees every feature populated.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta, timezone
 from email.message import EmailMessage
@@ -53,6 +56,7 @@ from cape.actions.authority import set_authority
 from cape.actions.service import approve_action, decline_action, get_action, take_action
 from cape.auth.service import create_user
 from cape.channels.base import InboundMessage, Sender, builtin_channel
+from cape.channels.chat.service import create_chat_channel, touch_visitor
 from cape.channels.email.send import prepare_reply
 from cape.channels.email.service import (
     channel_key,
@@ -61,7 +65,7 @@ from cape.channels.email.service import (
     receive_email,
     set_default_outbound,
 )
-from cape.channels.outbound import record_attempt
+from cape.channels.outbound import record_attempt, record_report
 from cape.config import Settings
 from cape.conversations.service import add_reply, get_conversation, ingest, update_conversation
 from cape.insights.heroes import record_hero_moment
@@ -71,6 +75,7 @@ from cape.models import (
     AuthorityPolicy,
     Channel,
     ChannelKind,
+    ChatVisitor,
     Conversation,
     ConversationStatus,
     Customer,
@@ -104,6 +109,7 @@ _AGENTS = {"ada": "admin@example.com", "sam": "sam@example.com", "amelie": "amel
 
 MAILBOX = "support@example.com"
 MAILBOX_NAME = "Nordsti support"
+CHAT_KEY, CHAT_NAME = "chat:demo", "Website chat"
 SHOP_TIME = timezone(timedelta(hours=1), "CET")
 # The shop set Cape up a while before the month the stories tell.
 SET_UP_DAYS_AGO = 45
@@ -218,7 +224,7 @@ class DemoCustomer:
 class Story:
     key: str
     customer: str
-    channel: str  # "email" or "web" (the contact form)
+    channel: str  # "email", "web" (the contact form) or "chat" (the website's chat, signed in)
     subject: str
     steps: tuple[Step, ...]
 
@@ -650,6 +656,16 @@ STORIES = (
               "Bonjour, avez-vous un magasin à Paris où essayer les chaussures de randonnée avant de commander ? "
               "Mathilde Fontaine"),
     )),
+    # In the website chat, signed in on the shop's site: the chat joins her timeline.
+    Story("mathilde-chat", "mathilde", "chat", "", (
+        Write(D(1, "15:02"), "Bonjour ! Les chaussures Hærvej existent-elles en demi-pointure, en 38,5 ?"),
+        Reply(D(1, "15:03"), "amelie",
+              "Bonjour Mathilde ! Non, seulement en pointures entières. En 38,5, la plupart des clientes "
+              "prennent le 39 avec une semelle fine."),
+        Write(D(1, "15:05"), "Parfait, merci beaucoup !"),
+        Reply(D(1, "15:05"), "amelie", "Avec plaisir, bonne journée !"),
+        Change(D(1, "15:06"), "amelie", status=RESOLVED),
+    )),
     # Denmark
     Story("freja-size", "freja", "email", "Forkert størrelse", (
         Write(D(22, "07:50"),
@@ -761,6 +777,11 @@ STORIES = (
         Reply(D(11, "12:45"), "mads", "Hej Ida,\n\nJa, søndag har vi åbent kl. 10-16. Velkommen!\n\nMads"),
         Change(D(11, "12:46"), "mads", status=RESOLVED),
     )),
+    Story("ida-chat", "ida", "chat", "", (
+        Write(H(5), "Hej! Kan jeg hente en ordre i butikken i Aarhus i stedet for at få den sendt?"),
+        Reply(H(4.98), "mads", "Hej Ida! Ja, vælg \"Afhentning i Aarhus\" ved kassen, så er den klar næste dag."),
+        Write(H(4.95), "Super, tak!"),
+    )),
     Story("ida-giftcard", "ida", "web", "Gavekort", (
         Write(D(3, "11:15"), "Hej igen, kan man købe gavekort online, eller kun i butikken? Ida"),
         Reply(D(3, "11:50"), "mads",
@@ -837,12 +858,13 @@ def seed_demo(session: Session, *, settings: Settings | None = None) -> dict[str
         users = _seed_users(session)
         mailbox = _seed_mailbox(session, admin=users["ada"])
         web = builtin_channel(session, kind=ChannelKind.web)
+        chat = _seed_chat(session, settings=settings)
         _seed_authority(session, users)
         session.flush()
     session.commit()
 
-    missing = _missing_stories(session, mailbox=mailbox, web=web)
-    playback = _Playback(session, settings=settings, users=users, mailbox=mailbox, web=web, now=now)
+    missing = _missing_stories(session, mailbox=mailbox, web=web, chat=chat)
+    playback = _Playback(session, settings=settings, users=users, mailbox=mailbox, web=web, chat=chat, now=now)
     timeline = sorted(
         (moment, n, i) for n, story in enumerate(missing) for i, moment in enumerate(_moments(story, now=now))
     )
@@ -879,6 +901,14 @@ def _seed_mailbox(session: Session, *, admin: User) -> Channel:
     return mailbox
 
 
+def _seed_chat(session: Session, *, settings: Settings) -> Channel:
+    """The shop's website chat, ``chat:demo`` (shown on /widget/demo)."""
+    chat = session.scalar(select(Channel).where(Channel.key == CHAT_KEY))
+    if chat is None:
+        chat, _ = create_chat_channel(session, name=CHAT_NAME, slug="demo", app_secret=settings.resolved_secret_key)
+    return chat
+
+
 def _seed_authority(session: Session, users: dict[str, User]) -> None:
     """Agents' authority in the currency they sell in (Amélie euros, Mads kroner)."""
     for key, currency, scale in (("amelie", "EUR", 1), ("mads", "DKK", 7)):
@@ -902,13 +932,13 @@ def _email_message_id(story: Story, n: int) -> str:
     return f"<demo-{story.key}-{n}@{domain}>"
 
 
-def _missing_stories(session: Session, *, mailbox: Channel, web: Channel) -> list[Story]:
+def _missing_stories(session: Session, *, mailbox: Channel, web: Channel, chat: Channel) -> list[Story]:
     """The stories whose conversation does not exist yet (one query)."""
     wanted = {_first_external_id(story): story for story in STORIES}
     found = set(
         session.scalars(
             select(Message.external_id).where(
-                Message.channel_id.in_((mailbox.id, web.id)), Message.external_id.in_(list(wanted))
+                Message.channel_id.in_((mailbox.id, web.id, chat.id)), Message.external_id.in_(list(wanted))
             )
         )
     )
@@ -947,13 +977,16 @@ class _Conversation:
 
 class _Playback:
     def __init__(self, session: Session, *, settings: Settings, users: dict[str, User], mailbox: Channel,
-                 web: Channel, now: datetime):  # fmt: skip
+                 web: Channel, chat: Channel, now: datetime):  # fmt: skip
         self.session, self.settings, self.users = session, settings, users
-        self.mailbox, self.web, self.now = mailbox, web, now
+        self.mailbox, self.web, self.chat, self.now = mailbox, web, chat, now
         self.conversations: dict[str, _Conversation] = {}
         self.orders = {number: order_id for number, order_id in session.execute(select(Order.number, Order.id))}
 
     def play(self, story: Story, step: Step) -> None:
+        if isinstance(step, Write) and story.channel == "chat":
+            self._chat(story, step)
+            return
         if isinstance(step, Write):
             if story.key in self.conversations:
                 self._write_again(story, step)
@@ -963,6 +996,12 @@ class _Playback:
         state = self.conversations[story.key]
         conversation = get_conversation(self.session, conversation_id=state.id, with_messages=False)
         match step:
+            case Reply() if story.channel == "chat":
+                # The visitor is in the chat: the reply reaches the widget, which shows it.
+                touch_visitor(self.session, visitor_id=self._visitor(story).id)
+                message = add_reply(self.session, conversation=conversation, author=self.users[step.agent],
+                                    body=step.body)  # fmt: skip
+                record_report(self.session, message=message, status=DeliveryStatus.delivered)
             case Reply():
                 message = add_reply(self.session, conversation=conversation, author=self.users[step.agent],
                                     body=step.body)  # fmt: skip
@@ -1015,6 +1054,46 @@ class _Playback:
         self.session.get_one(Conversation, result.conversation_id).language = customer.language
         self._add_orders(result.customer_id, customer)
         self.conversations[story.key] = _Conversation(result.conversation_id, references, result.message_id, step.body)
+
+    def _chat(self, story: Story, step: Write) -> None:
+        """The customer writes in the website chat, signed in on the shop's site (a verified identity)."""
+        customer = CUSTOMERS[story.customer]
+        visitor = self._visitor(story)
+        state = self.conversations.get(story.key)
+        n = state.written + 1 if state else 1
+        client_id = f"demo-{n}"
+        frame = {"type": "message", "client_id": client_id, "body": step.body}
+        result = ingest(
+            self.session,
+            inbound=InboundMessage(
+                channel=self.chat, sender=Sender(chat_visitor=visitor.visitor_id, email=customer.email,
+                                                 name=customer.name),
+                body_text=step.body, external_id=_first_external_id(story) if n == 1 else f"demo-{story.key}-{n}",
+                conversation_id=state.id if state else None, raw=json.dumps(frame).encode(),
+                raw_content_type="application/json", language=customer.language,
+                meta={"client_id": client_id, "chat_visitor": visitor.visitor_id, "verified": True},
+            ),
+        )  # fmt: skip
+        visitor.customer_id, visitor.conversation_id, visitor.last_seen_at = (
+            result.customer_id, result.conversation_id, utcnow(),
+        )  # fmt: skip
+        if state is None:
+            self.session.get_one(Conversation, result.conversation_id).language = customer.language
+            self.conversations[story.key] = _Conversation(result.conversation_id, [], result.message_id, step.body)
+        else:
+            state.written = n
+            state.last_inbound_id, state.last_inbound_text = result.message_id, step.body
+
+    def _visitor(self, story: Story) -> ChatVisitor:
+        visitor_id = f"demo-visitor-{story.key}"
+        visitor = self.session.scalar(select(ChatVisitor).where(ChatVisitor.visitor_id == visitor_id))
+        if visitor is None:
+            customer = CUSTOMERS[story.customer]
+            visitor = ChatVisitor(channel_id=self.chat.id, visitor_id=visitor_id, name=customer.name,
+                                  verified_email=customer.email, language=customer.language)  # fmt: skip
+            self.session.add(visitor)
+            self.session.flush()
+        return visitor
 
     def _write_again(self, story: Story, step: Write) -> None:
         """The customer answers our last mail: by email, threaded by its References, as a mail client does."""

@@ -82,11 +82,11 @@ def test_demo_seeds_a_month_of_the_shop_once(fresh):
         heroes = session.scalars(select(HeroMoment).options(selectinload(HeroMoment.user))).all()
         mailbox = session.scalar(select(Channel).where(Channel.is_default_outbound.is_(True)))
 
-        # Customers in three languages, most with orders, many writing more than once; email and contact form.
+        # Customers in three languages, most with orders, many writing more than once; email, contact form, chat.
         assert {c.language for c in customers} == {"en", "fr", "da"}
         assert sum(1 for c in customers if c.orders) >= len(customers) * 3 // 4
         assert sum(1 for n in Counter(c.customer_id for c in conversations).values() if n > 1) >= 5
-        assert {c.channel.kind for c in conversations} == {ChannelKind.email, ChannelKind.web}
+        assert {c.channel.kind for c in conversations} == {ChannelKind.email, ChannelKind.web, ChannelKind.chat}
         assert mailbox.address == "support@example.com"
 
         # A month of history, never in the future, at many different hours of many different days.
@@ -106,10 +106,17 @@ def test_demo_seeds_a_month_of_the_shop_once(fresh):
             assert conversation.first_response_at == (replies[0].created_at if replies else None)
             assert conversation.waiting_since == (unanswered[0].created_at if unanswered else None)
             assert (conversation.resolved_at is not None) == (conversation.status is ConversationStatus.resolved)
-        # Replies of the past went out from the mailbox, threaded.
-        replies = [m for m in messages if m.direction is MessageDirection.outbound]
+        # Replies of the past went out from the mailbox, threaded; in the chat, the visitor saw them.
+        chat = session.scalar(select(Channel).where(Channel.key == "chat:demo"))
+        assert chat.name == "Website chat"
+        replies = [m for m in messages if m.direction is MessageDirection.outbound and m.channel_id != chat.id]
         assert replies and all(m.delivery_status is DeliveryStatus.sent for m in replies)
         assert all(m.channel_id == mailbox.id and m.external_id for m in replies)
+        chatted = [c for c in conversations if c.channel_id == chat.id]
+        assert len(chatted) == 2 and all(c.customer_id in {x.customer_id for x in conversations if x.channel_id
+                                                          != chat.id} for c in chatted)  # fmt: skip
+        chat_replies = [m for c in chatted for m in c.messages if m.direction is MessageDirection.outbound]
+        assert chat_replies and all(m.delivery_status is DeliveryStatus.delivered for m in chat_replies)
 
         # Many resolved, some reopened; open work in the inbox, pending and snoozed ones, an urgent one.
         by_status = Counter(c.status for c in conversations)
@@ -170,3 +177,21 @@ def test_token_revoke_stops_a_leaked_token(fresh):
     assert revoked.returncode == 0 and "revoked 1 token" in revoked.stdout
     with TestClient(create_app(settings)) as client:
         assert client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {plain}"}).status_code == 401
+
+
+def test_add_chat_prints_the_script_tag_and_a_secret_that_verifies(fresh):
+    from cape.channels.chat.service import identity_hash, identity_secret
+
+    settings, engine = fresh
+    added = cape(settings, "channels", "add-chat", "--name", "Shop chat", "--slug", "shop")
+    assert added.returncode == 0, added.stderr
+    assert 'data-channel="chat:shop"' in added.stdout and "/widget.js" in added.stdout
+    secret = added.stdout.rsplit(": ", 1)[1].strip()
+    with Session(engine) as session:
+        channel = session.scalar(select(Channel).where(Channel.key == "chat:shop"))
+        assert channel.kind is ChannelKind.chat and channel.name == "Shop chat"
+        assert secret not in (channel.secrets_encrypted or "")  # stored encrypted
+        stored = identity_secret(channel, settings.resolved_secret_key)
+        assert identity_hash(stored, "a@example.org") == identity_hash(secret, "a@example.org")
+    twice = cape(settings, "channels", "add-chat", "--name", "Shop chat", "--slug", "shop")
+    assert twice.returncode == 1 and "exists already" in twice.stderr

@@ -4,7 +4,8 @@ Each channel adapter registers a ``Sender`` when the app or the worker starts
 (``cape.channels.registry.setup``), never as a side effect of an import. For a conversation, ``route_for``
 picks the first registered sender that can carry a reply: its own channel's sender, else a
 fallback (a contact-form conversation is answered by email from the default outbound mailbox; an
-API conversation through the integration's webhook, else by email). The outbound message then
+API conversation through the integration's webhook, else by email; a chat conversation to the
+visitor's widget, else by email). The outbound message then
 gets a delivery status: ``queued`` with the work queued after commit, or ``undeliverable`` with
 the reason when nothing can carry it. It is kept either way, and an agent can try again later.
 """
@@ -51,6 +52,7 @@ ROUTES: dict[ChannelKind, tuple[str, ...]] = {
     ChannelKind.email: ("email",),
     ChannelKind.web: ("email",),
     ChannelKind.api: ("api_webhook", "email"),
+    ChannelKind.chat: ("chat", "email"),
 }
 
 NO_SENDER = Unreachable("no_sender", "no channel can carry replies for this conversation")
@@ -112,6 +114,10 @@ def retry_delivery(session: Session, *, message: Message, conversation: Conversa
         )
     )  # fmt: skip
     _apply(session, message=message, route=route)
+    events.emit(
+        session, "message.delivery_changed", conversation_id=message.conversation_id, message_id=message.id,
+        delivery_status=message.delivery_status.value if message.delivery_status else None,
+    )  # fmt: skip
     return message
 
 

@@ -70,3 +70,17 @@ class TooManyAttempts(CapeError):
     def __init__(self, message: str, *, retry_after_s: int):
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class TooLarge(CapeError):
+    """A body or file over the limit of what the endpoint takes."""
+
+    status_code = 413
+    code = "too_large"
+
+
+class UnsupportedType(CapeError):
+    """A file of a type the endpoint does not take."""
+
+    status_code = 415
+    code = "unsupported_type"

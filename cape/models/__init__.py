@@ -12,6 +12,7 @@ from cape.models.actions import (
 )
 from cape.models.base import Base
 from cape.models.channels import Channel, ChannelKind, RawSource, RawStatus
+from cape.models.chat import ChatVisitor
 from cape.models.conversations import (
     Activity,
     AuthorType,
@@ -42,6 +43,7 @@ __all__ = [
     "Base",
     "Channel",
     "ChannelKind",
+    "ChatVisitor",
     "Conversation",
     "ConversationStatus",
     "ConversationTag",

@@ -94,6 +94,9 @@ class Conversation(IdMixin, CreatedMixin, Base):
     # The conversation a message referred to when it started this one (a reply by someone who is
     # not a participant there starts a conversation of its own, linked to it).
     linked_conversation_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("conversations.id"))
+    # Where the customer asked replies to go by email (a chat visitor who left, offline): typed by
+    # them, so an address for this conversation only, never an identity of another customer.
+    reply_to: Mapped[str | None] = mapped_column(String(320))
 
     customer: Mapped[Customer] = relationship(lazy="raise")
     channel: Mapped[Channel] = relationship(lazy="raise")

@@ -7,6 +7,7 @@ Topics:
 - ``inbox``: a conversation was created or changed (status, assignment, priority, tags, a message).
 - ``conversation:<id>``: something in that conversation changed (a message, its delivery, an action).
 - ``approvals``: the queue of actions waiting for a supervisor changed.
+- ``presence``: a colleague came online, went away, or went offline (``user_id``, ``user_name``, ``status``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def relay(event: DomainEvent) -> None:
             publish("inbox", event.name, data)
     if event.name in _APPROVALS:
         publish("approvals", event.name, data)
+    if event.name.startswith("presence."):
+        publish("presence", event.name, data)
 
 
 def install() -> None:

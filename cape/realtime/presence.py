@@ -12,6 +12,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from cape import events
 from cape.kit.clock import utcnow
 from cape.models import PresenceStatus, Role, User
 
@@ -26,6 +27,22 @@ def touch(session: Session, *, user_id: int, status: PresenceStatus | None = Non
     if status is not None:
         values["presence_status"] = status
     session.execute(update(User).where(User.id == user_id).values(**values))
+
+
+def change(session: Session, *, user_id: int, status: PresenceStatus | None = None) -> str:
+    """``touch``, and tell colleagues' screens (event ``presence.changed``) when what they see changes.
+
+    Returns the user's presence now.
+    """
+    user = session.get_one(User, user_id)
+    before = presence_of(user)
+    touch(session, user_id=user_id, status=status)
+    session.flush()
+    session.refresh(user)
+    now = presence_of(user)
+    if now != before:
+        events.emit(session, "presence.changed", user_id=user.id, user_name=user.name, status=now)
+    return now
 
 
 def presence_of(user: User) -> str:

@@ -20,6 +20,7 @@ from cape.customers import service as customers_service
 from cape.kit.errors import CapeError, Conflict, InvalidInput, NotFound
 from cape.kit.validation import IdPath
 from cape.models import ActionStatus, ActionType, ConversationStatus, Customer, Priority, User
+from cape.realtime import presence
 from cape.web.customers import customer_360
 from cape.web.render import render
 
@@ -85,6 +86,7 @@ def conversation_context(request: Request, session, conversation_id: int, user: 
         "earlier_activities": earlier_activities,
         "other_conversations": [c for c in others if c.id != conversation.id][:OTHER_CONVERSATIONS],
         "users": [u for u in auth_service.list_users(session) if u.is_active],
+        "presence_of": presence.presence_of,
         "statuses": [s.value for s in ConversationStatus],
         "priorities": [p.value for p in Priority],
         **composer_context(session, conversation=conversation, messages=messages),
@@ -116,6 +118,13 @@ def conversation_page(request: Request, conversation_id: IdPath, session: DbSess
     return render(
         request, "conversation.html", conversation_context(request, session, conversation_id, user), user=user
     )
+
+
+@router.get("/conversations/{conversation_id}/live")
+def conversation_live(request: Request, conversation_id: IdPath, session: DbSession, user: CurrentUser):
+    """What changed on the open page: its parts, each swapped into its place (the composer is left alone)."""
+    context = conversation_context(request, session, conversation_id, user) | {"live": True}
+    return render(request, "_conversation_main.html", context, user=user)
 
 
 @router.get("/conversations/{conversation_id}/messages")

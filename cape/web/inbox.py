@@ -68,6 +68,6 @@ def inbox_rows(
     request: Request, session: DbSession, user: CurrentUser,
     view: str = "all", status: str = "open", team: str | None = None, cursor: str | None = None,
 ):  # fmt: skip
-    """The inbox list alone, polled by the page so new conversations appear without a reload."""
+    """The inbox list alone, fetched again by the page when the ``inbox`` topic says something changed."""
     context = _inbox_context(session, user, view, status, team, cursor, page=False)
     return render(request, "_inbox_rows.html", context, user=user)

@@ -41,7 +41,11 @@ LABELS: dict[str, dict[str, str | Term]] = {
         "no_email_address": N_("This customer has no email address."),
         "no_webhook": N_("The integration has not registered a webhook for replies."),
         "no_sender": N_("No channel can carry replies in this conversation."),
+        "replies_by_email": N_("The customer asked for replies by email."),
+        "visitor_gone": N_("The visitor has left the chat."),
     },
+    # Whether a colleague is there (cape.realtime.presence).
+    "presence": {"online": N_("Online"), "away": N_("Away"), "offline": N_("Offline")},
     # A role as a name on its own (a heading, the top bar); "role" above is the word in a sentence.
     "role_name": {"agent": N_("Agent"), "supervisor": N_("Supervisor"), "admin": N_("Admin")},
     # Actions (cape.models.ActionType): the name in a list or a table...
@@ -76,6 +80,7 @@ LABELS: dict[str, dict[str, str | Term]] = {
         "changed_mind": N_("Changed their mind"),
         "loyalty": N_("Loyal customer"),
         "other": N_("Other"),
+        "no_reason_given": N_("No reason given"),  # cape.actions.service.NO_REASON_GIVEN
     },
     "action_status": {
         "pending_approval": N_("Waiting for approval"),

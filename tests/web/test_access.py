@@ -10,9 +10,10 @@ import hashlib
 import re
 
 import pytest
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
 from fastapi.testclient import TestClient
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.websockets import WebSocketDisconnect
 
 from cape.actions import service as actions_service
 from cape.auth.service import create_team
@@ -25,7 +26,10 @@ PUBLIC = "anyone"
 SIGNED_IN = "any signed-in user"
 SUPERVISOR = "supervisors and admins"
 ADMIN = "admins"
-RANK = {PUBLIC: 0, SIGNED_IN: 1, SUPERVISOR: 2, ADMIN: 3}
+# The chat widget's visitor, by the visitor token it was given (a bearer header, never a cookie):
+# no one else, signed-in agents included, gets in without one.
+VISITOR = "a chat visitor with its token"
+RANK = {PUBLIC: 0, VISITOR: 0, SIGNED_IN: 1, SUPERVISOR: 2, ADMIN: 3}
 
 # (method, path) -> who may use it. Paths under /api/ are the API (tokens); the rest are pages
 # (cookies). HEAD is answered like GET. A mount is listed with the method "MOUNT".
@@ -101,6 +105,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/conversations/{conversation_id}"): SIGNED_IN,
     ("GET", "/conversations/{conversation_id}/messages"): SIGNED_IN,
     ("GET", "/conversations/{conversation_id}/history"): SIGNED_IN,
+    ("GET", "/conversations/{conversation_id}/live"): SIGNED_IN,
     ("POST", "/conversations/{conversation_id}/reply"): SIGNED_IN,
     ("POST", "/conversations/{conversation_id}/update"): SIGNED_IN,
     ("POST", "/conversations/{conversation_id}/messages/{message_id}/retry"): SIGNED_IN,
@@ -112,6 +117,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/customers/{customer_id}/orders"): SIGNED_IN,
     ("POST", "/customers/{customer_id}/notes"): SIGNED_IN,
     ("GET", "/heroes"): SIGNED_IN,
+    ("POST", "/presence"): SIGNED_IN,
+    ("WEBSOCKET", "/realtime"): SIGNED_IN,  # the cookie from this host's pages, or a token
     # Pages: supervisors
     ("GET", "/approvals"): SUPERVISOR,
     ("GET", "/approvals/rows"): SUPERVISOR,
@@ -128,7 +135,23 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/admin/channels/reply-webhook"): ADMIN,
     ("GET", "/admin/settings"): ADMIN,
     ("POST", "/admin/settings"): ADMIN,
+    ("POST", "/admin/channels/chat"): ADMIN,
+    ("POST", "/admin/channels/chat/{channel_id}"): ADMIN,
+    ("POST", "/admin/channels/chat/{channel_id}/secret"): ADMIN,
+    # The chat widget on other sites (docs/chat.md)
+    ("GET", "/widget.js"): PUBLIC,
+    ("GET", "/widget/demo"): PUBLIC,
+    ("GET", "/widget/api/config"): PUBLIC,
+    ("POST", "/widget/api/session"): PUBLIC,
+    ("GET", "/widget/api/files/{signed}"): PUBLIC,  # the link is the permission: signed, given to the visitor
+    ("GET", "/widget/api/messages"): VISITOR,
+    ("POST", "/widget/api/upload"): VISITOR,
+    ("POST", "/widget/api/email"): VISITOR,
+    ("WEBSOCKET", "/widget/ws"): VISITOR,
 }
+# Routes that never read the session cookie (the widget sends none; CORS without credentials), so
+# a forged cross-site request carries nothing to abuse: no CSRF token is asked of them.
+COOKIELESS = {path for (_, path) in ACCESS if path.startswith("/widget/")}
 
 SAFE = {"GET", "HEAD"}
 
@@ -145,7 +168,9 @@ def served_routes(app) -> list[tuple[str, str]]:
             if "GET" in methods:
                 methods.discard("HEAD")
             found += [(method, context.path) for method in methods]
-        else:  # a WebSocket route, say: classify it here and teach this test to check it
+        elif isinstance(route, APIWebSocketRoute | WebSocketRoute):
+            found.append(("WEBSOCKET", route.path))
+        else:  # something new: classify it here and teach this test to check it
             found.append((type(route).__name__, getattr(route, "path", repr(route))))
     return sorted(found, key=lambda key: (key[1] == "/logout", key[1], key[0]))  # signing out last
 
@@ -183,7 +208,7 @@ def rows(db, settings, alice_agent):
         "conversation_id": inbound.conversation_id, "customer_id": inbound.customer_id,
         "message_id": inbound.message_id, "attachment_id": attachment.id, "action_id": action.id,
         "user_id": alice_agent.user.id, "team_id": team.id, "channel_id": channel.id, "role": "agent",
-        "decision": "decline",
+        "decision": "decline", "signed": "not-a-signed-link",
     }  # fmt: skip
 
 
@@ -202,6 +227,8 @@ def url_for(method: str, path: str, rows: dict) -> str:
 def request(client, method: str, path: str, rows: dict, *, token: str | None = None, csrf: str | None = None):
     """One request as a browser (cookies, HTML) for pages, as an integration (token) for the API."""
     url = url_for(method, path, rows)
+    if method == "WEBSOCKET":
+        return _socket(client, url, token)
     http_method = "GET" if method == "MOUNT" else method
     headers = {} if path.startswith("/api/") else {"accept": "text/html"}
     if token is not None:
@@ -213,6 +240,22 @@ def request(client, method: str, path: str, rows: dict, *, token: str | None = N
     if path.startswith("/api/"):
         return client.request(http_method, url, json={}, headers=headers, follow_redirects=False)
     return client.request(http_method, url, data={}, headers=headers, follow_redirects=False)
+
+
+class _Handshake:
+    """A socket's opening answered as a response would be: 101 (open) or 403 (refused)."""
+
+    def __init__(self, status_code: int):
+        self.status_code, self.text, self.headers = status_code, "", {}
+
+
+def _socket(client, url: str, token: str | None) -> _Handshake:
+    headers = {"origin": "http://testserver"} if token is None else {"authorization": f"Bearer {token}"}
+    try:
+        with client.websocket_connect(url, headers=headers):
+            return _Handshake(101)
+    except WebSocketDisconnect:
+        return _Handshake(403)
 
 
 def _says_forbidden(response, path: str) -> bool:
@@ -233,6 +276,8 @@ def sent_to_sign_in(response) -> bool:
 
 
 def refused_as_anonymous(response, path: str) -> bool:
+    if isinstance(response, _Handshake):
+        return response.status_code == 403
     return response.status_code == 401 if path.startswith("/api/") else sent_to_sign_in(response)
 
 
@@ -244,6 +289,11 @@ def test_each_role_gets_what_the_table_says_everywhere(app, client, rows, alice_
     def check(who: str, rank: int, method: str, path: str, response) -> None:
         needed = RANK[ACCESS[(method, path)]]
         status = response.status_code
+        if ACCESS[(method, path)] == VISITOR:
+            refused = 403 if method == "WEBSOCKET" else 401  # a socket's opening is refused, not answered
+            if status != refused:  # cookies and agents' tokens are no visitor token
+                wrong.append(f"{who} {method} {path}: {status}, expected {refused} without a visitor token")
+            return
         if response.status_code >= 500:
             wrong.append(f"{who} {method} {path}: {status} (a server error)")
         elif who == "anonymous" and needed > RANK[PUBLIC]:
@@ -255,6 +305,8 @@ def test_each_role_gets_what_the_table_says_everywhere(app, client, rows, alice_
         elif status in (401, 403) or sent_to_sign_in(response):
             wrong.append(f"{who} {method} {path}: {status} {response.text[:200]}, expected to be let in")
 
+    sockets = [(m, p) for m, p in routes if m == "APIWebSocketRoute"]
+    routes = [route for route in routes if route not in sockets]
     anonymous_csrf = form_csrf(client)  # public forms need the session's token, signed in or not
     for method, path in routes:
         check("anonymous", 0, method, path, request(client, method, path, rows, csrf=anonymous_csrf))
@@ -268,12 +320,19 @@ def test_each_role_gets_what_the_table_says_everywhere(app, client, rows, alice_
             else:
                 response = request(client, method, path, rows, csrf=csrf)
             check(actor.user.name, rank, method, path, response)
+        for _, path in sockets:  # signed in, with the cookie and a token: still no visitor
+            try:
+                with client.websocket_connect(path, headers=actor.headers):
+                    wrong.append(f"{actor.user.name} {path}: accepted without a visitor token")
+            except WebSocketDisconnect as closed:
+                if closed.code != 1008:
+                    wrong.append(f"{actor.user.name} {path}: closed with {closed.code}, expected 1008")
     assert not wrong, "\n".join(wrong)
 
 
 def test_changes_with_the_session_cookie_need_its_csrf_token_everywhere(app, client, rows, carol_admin):
     sign_in(client, carol_admin)
-    unsafe = [(m, p) for m, p in served_routes(app) if m not in SAFE | {"MOUNT"}]
+    unsafe = [(m, p) for m, p in served_routes(app) if m not in SAFE | {"MOUNT", "WEBSOCKET"} and p not in COOKIELESS]
     wrong = []
     for method, path in unsafe:
         response = request(client, method, path, rows)  # the cookie, no token

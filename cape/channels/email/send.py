@@ -143,7 +143,7 @@ def build_outgoing(session: Session, *, message_id: int, settings: Settings) -> 
 
 def customer_address(session: Session, *, conversation: Conversation) -> str | None:
     """Where the customer is written to: the address they last wrote from in this conversation,
-    else their first working email address."""
+    else the one they asked replies to go to here, else their first working email address."""
     last_from = session.scalar(
         select(Message.meta)
         .where(
@@ -157,6 +157,8 @@ def customer_address(session: Session, *, conversation: Conversation) -> str | N
     address = str((last_from or {}).get("email_from") or "")
     if "@" in address and address != UNKNOWN_SENDER:
         return address
+    if conversation.reply_to:  # asked for in this conversation (a chat continued by email)
+        return conversation.reply_to
     return session.scalar(
         select(Identity.value)
         .where(Identity.customer_id == conversation.customer_id, Identity.kind == IdentityKind.email)

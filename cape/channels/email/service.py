@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from cape import events
 from cape.audit.service import change_event, record_audit
 from cape.channels.base import InboundAttachment, InboundMessage, Sender
 from cape.channels.email.parse import ParsedEmail, parse_email
@@ -397,7 +398,7 @@ def attachment_file(session: Session, *, attachment_id: int, data_dir: Path) -> 
     return attachment, path
 
 
-def _save_attachment(data_dir: Path, content: bytes) -> str:
+def save_attachment(data_dir: Path, content: bytes) -> str:
     """Content-addressed, so saving the same file twice (a re-delivered message) is harmless."""
     digest = hashlib.sha256(content).hexdigest()
     path = attachment_path(data_dir, digest)
@@ -438,7 +439,7 @@ def _inbound(
     attachments = []
     for attachment in parsed.attachments:
         stored = attachment.content is not None
-        digest = _save_attachment(settings.data_dir, attachment.content) if stored else ""
+        digest = save_attachment(settings.data_dir, attachment.content) if stored else ""
         attachments.append(
             InboundAttachment(
                 filename=attachment.filename,
@@ -545,3 +546,7 @@ def record_bounce(session: Session, *, channel: Channel, parsed: ParsedEmail) ->
                 data={"message_id": original.id, "reason": reason},
             )
         )
+        events.emit(
+            session, "message.delivery_changed", conversation_id=original.conversation_id,
+            message_id=original.id, delivery_status=DeliveryStatus.failed.value,
+        )  # fmt: skip

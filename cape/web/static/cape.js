@@ -120,14 +120,24 @@
     box._timer = setTimeout(() => { box.hidden = true; }, 8000);
   }
 
+  // The sentence is in the viewer's language (the page gives them); the server's detail, for API
+  // callers, follows it in brackets, as the error page shows it.
+  function errorText(key) {
+    let texts = {};
+    try { texts = JSON.parse(document.body.dataset.errorTexts || "{}"); } catch (_) { /* none given */ }
+    return texts[key] || texts.other || "";
+  }
+
   document.addEventListener("htmx:responseError", (event) => {
     const xhr = event.detail.xhr;
     if (xhr.status === 401) { window.location.href = "/login?next=" + encodeURIComponent(location.pathname); return; }
-    let message = xhr.statusText || "Request failed";
-    try { message = JSON.parse(xhr.responseText).error.message || message; } catch (_) { /* not JSON */ }
-    notify(message);
+    let error = {};
+    try { error = JSON.parse(xhr.responseText).error || {}; } catch (_) { /* not JSON */ }
+    if (error.code === "csrf_failed") { notify(errorText("csrf_failed")); return; }
+    const text = errorText(String(xhr.status));
+    notify(error.message ? `${text} (${error.message})` : text);
   });
-  document.addEventListener("htmx:sendError", () => notify("The server could not be reached. Try again."));
+  document.addEventListener("htmx:sendError", () => notify(errorText("offline")));
 
   // The Actions card: choosing an order chooses its currency, and as the agent types, a warning
   // says when the action would go beyond their authority (the page gives the limits and the
@@ -178,4 +188,153 @@
     if (selected) select(rows().find((r) => r.dataset.conversationId === selected));
   });
   document.addEventListener("DOMContentLoaded", () => { localTimes(document); actionCards(document); });
+
+  // The live workspace: one socket per page (/realtime). What the server says changed is fetched
+  // again as the HTML fragments the page is made of (elements with data-live-topics refresh
+  // themselves on "cape:refresh"); who else views or types in the open conversation is shown
+  // above it. Without this script, or while the socket is down, the pages work as they are.
+  const body = document.body;
+  if (!body || !body.dataset.realtime || !window.WebSocket) return;
+  const me = Number(body.dataset.userId);
+  const strings = JSON.parse((document.getElementById("realtime-strings") || {}).textContent || "{}");
+  const conversationEl = document.querySelector("#conversation[data-conversation-id]");
+  const conversationId = conversationEl ? Number(conversationEl.dataset.conversationId) : null;
+  const HEARTBEAT_MS = 25000;
+  const VIEWER_TTL_MS = 75000;  // a colleague not heard from again (their heartbeat) is gone
+  const TYPING_TTL_MS = 8000;
+  let socket = null;
+  let connectedOnce = false;
+  let retryMs = 0;
+  let retryTimer = null;
+  let heartbeat = null;
+  const pending = new Map();  // element -> timer: refreshes close together are one
+  const viewers = new Map();  // user id -> {name, typing, seenAt, typingAt}
+  let customerTypingAt = 0;
+
+  function liveElements() { return Array.from(document.querySelectorAll("[data-live-topics]")); }
+  function topics() {
+    const all = new Set();
+    liveElements().forEach((el) => el.dataset.liveTopics.split(/\s+/).forEach((t) => t && all.add(t)));
+    if (document.querySelector("[data-presence-user]")) all.add("presence");
+    return Array.from(all);
+  }
+
+  function refresh(el) {
+    if (pending.has(el)) return;
+    pending.set(el, setTimeout(() => { pending.delete(el); if (el.isConnected && window.htmx) htmx.trigger(el, "cape:refresh"); }, 250));
+  }
+
+  function send(frame) { if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame)); }
+
+  function connect() {
+    clearTimeout(retryTimer);
+    if (socket && socket.readyState <= WebSocket.OPEN) return;
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    socket = new WebSocket(scheme + "//" + location.host + body.dataset.realtime);
+    socket.addEventListener("open", () => {
+      retryMs = 0;
+      send({ type: "subscribe", topics: topics() });
+      if (conversationId) send({ type: "view", conversation_id: conversationId });
+      clearInterval(heartbeat);
+      heartbeat = setInterval(() => send({ type: "ping" }), HEARTBEAT_MS);
+      // Back after a loss: what happened meanwhile was not heard; fetch what the page shows once.
+      if (connectedOnce) liveElements().forEach(refresh);
+      connectedOnce = true;
+    });
+    socket.addEventListener("message", (event) => {
+      let frame;
+      try { frame = JSON.parse(event.data); } catch (_) { return; }
+      if (frame.topic) heard(frame.topic, frame.event, frame.data || {});
+    });
+    socket.addEventListener("close", () => {
+      clearInterval(heartbeat);
+      socket = null;
+      viewers.clear();
+      customerTypingAt = 0;
+      showCollision();
+      if (document.visibilityState === "hidden") return;  // connects again when shown
+      retryMs = Math.min(retryMs ? retryMs * 2 : 500, 30000);
+      retryTimer = setTimeout(connect, retryMs * (0.75 + Math.random() * 0.5));
+    });
+  }
+
+  function heard(topic, name, data) {
+    if (topic === "presence") { showPresence(data); return; }
+    if (conversationId && topic === "conversation:" + conversationId) {
+      if (name === "viewer.joined" || name === "viewer.left" || name === "typing") { viewer(name, data); return; }
+      if (name === "visitor.typing") { customerTypingAt = data.on ? Date.now() : 0; showCollision(); return; }
+    }
+    liveElements().forEach((el) => { if (el.dataset.liveTopics.split(/\s+/).includes(topic)) refresh(el); });
+  }
+
+  function showPresence(data) {
+    document.querySelectorAll('[data-presence-user="' + Number(data.user_id) + '"]').forEach((el) => {
+      const label = (strings.presence || {})[data.status];
+      if (label) el.textContent = el.dataset.name + " · " + label;
+    });
+  }
+
+  function viewer(name, data) {
+    if (data.user_id === me) return;  // this agent's other tabs
+    if (name === "viewer.left") { viewers.delete(data.user_id); showCollision(); return; }
+    const known = viewers.get(data.user_id) || { name: data.name, typing: false, typingAt: 0 };
+    known.seenAt = Date.now();
+    if (name === "typing") { known.typing = !!data.on; known.typingAt = Date.now(); }
+    viewers.set(data.user_id, known);
+    showCollision();
+  }
+
+  function showCollision() {
+    const box = document.querySelector("[data-collision]");
+    if (!box) return;
+    const now = Date.now();
+    const parts = [];
+    viewers.forEach((v, id) => {
+      if (now - v.seenAt > VIEWER_TTL_MS) { viewers.delete(id); return; }
+      const typing = v.typing && now - v.typingAt < TYPING_TTL_MS;
+      parts.push((typing ? strings.typing : strings.viewing).replace("%(name)s", v.name));
+    });
+    if (customerTypingAt && now - customerTypingAt < TYPING_TTL_MS) parts.push(strings.customer_typing);
+    const text = parts.join(" · ");
+    if (box.textContent !== text) box.textContent = text;
+    box.hidden = !text;
+  }
+  setInterval(showCollision, 2000);
+
+  // This agent's typing, for colleagues (and a chat's visitor, unless it is an internal note).
+  let typingSince = 0;
+  let typingIdle = null;
+  function typing(on) {
+    if (!conversationId) return;
+    const internal = document.querySelector("[data-internal]");
+    send({ type: "typing", conversation_id: conversationId, on, internal: !!(internal && internal.checked) });
+    typingSince = on ? Date.now() : 0;
+  }
+  document.addEventListener("input", (event) => {
+    if (!event.target.closest || !event.target.closest("[data-composer] textarea")) return;
+    if (!typingSince || Date.now() - typingSince > 4000) typing(true);
+    clearTimeout(typingIdle);
+    typingIdle = setTimeout(() => typing(false), 4000);
+  });
+  document.addEventListener("submit", (event) => {
+    if (typingSince && event.target.closest("[data-composer]")) { clearTimeout(typingIdle); typing(false); }
+  }, true);
+  document.addEventListener("htmx:afterSwap", showCollision);
+
+  // A part the agent is using (a choice, a field with focus) is not replaced under their hands.
+  document.addEventListener("htmx:oobBeforeSwap", (event) => {
+    const active = document.activeElement;
+    if (active && active !== document.body && event.detail.target.contains(active) && active.matches("input, select, textarea")) {
+      event.detail.shouldSwap = false;
+    }
+  });
+  document.addEventListener("htmx:oobAfterSwap", () => { localTimes(document); actionCards(document); });
+
+  window.addEventListener("online", () => { retryMs = 0; connect(); });
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") { retryMs = 0; connect(); }
+  });
+  window.addEventListener("pagehide", () => { if (socket) socket.close(1000); });
+  window.addEventListener("pageshow", (event) => { if (event.persisted) connect(); });
+  connect();
 })();

@@ -1,0 +1,1 @@
+"""The chat channel: the website widget's visitors, their messages and the replies they see live."""
