@@ -1,4 +1,4 @@
-"""The `cape` command: serve, demo, migrate, worker, token and users."""
+"""The `cape` command: serve, demo, migrate, worker, token, users, channels and import."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ channels_app = typer.Typer(help="Channels (email mailboxes and addresses, chat w
 app.add_typer(token_app, name="token")
 app.add_typer(users_app, name="users")
 app.add_typer(channels_app, name="channels")
+import_app = typer.Typer(help="Import data from files.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
 
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Overrides CAPE_DATA_DIR.")]
 DatabaseOpt = Annotated[str | None, typer.Option("--database-url", help="Overrides CAPE_DATABASE_URL.")]
@@ -455,6 +457,60 @@ def channels_poll_email(
         return
     for address_polled, imported in poll_mailboxes(factory, settings, address=address):
         typer.echo(f"{address_polled}: {imported} new")
+
+
+@import_app.command("orders")
+def import_orders(
+    file: Annotated[Path, typer.Argument(help="CSV with a header, or JSON lines (one order per line).")],
+    file_format: Annotated[
+        str | None, typer.Option("--format", help="csv or jsonl (default: from the extension, else the content).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=100_000, help="Rows per commit.")] = 500,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Create or update the shop's orders from a file, by order number (run it again: nothing is duplicated).
+
+    Rows that cannot be imported are listed at the end with their line number and reason; the exit
+    status is 1 only when the file cannot be read or no row could be imported. See docs/orders.md.
+    """
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from cape.customers.imports import MAX_REPORTED, detect_format, import_orders, open_text
+
+    if file_format not in (None, "csv", "jsonl"):
+        typer.echo("error: --format must be csv or jsonl", err=True)
+        raise typer.Exit(2)
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    try:
+        binary = file.open("rb")
+        size = file.stat().st_size
+        kind = file_format or detect_format(file, binary.peek(64)[:64])
+    except OSError as exc:
+        typer.echo(f"error: cannot read {file}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1) from exc
+    _migrate(settings)
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    with binary, Progress(*columns, transient=False) as progress:
+        task = progress.add_task(f"orders from {file.name}", total=size or None)
+        try:
+            report = import_orders(
+                _session_factory(settings), text=open_text(binary), kind=kind, batch_size=batch_size,
+                progress=lambda: progress.update(task, completed=binary.tell()),
+            )  # fmt: skip
+        except (UnicodeDecodeError, OSError) as exc:
+            progress.stop()
+            typer.echo(f"error: cannot read {file}: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        progress.update(task, completed=size)
+    typer.echo(f"{report.rows} rows: {report.created} orders created, {report.updated} updated, "
+               f"{report.rejected} rejected")  # fmt: skip
+    for line, reason in report.rejections:
+        typer.echo(f"line {line}: {reason}", err=True)
+    if report.rejected > MAX_REPORTED:
+        typer.echo(f"... and {report.rejected - MAX_REPORTED} more rejected rows", err=True)
+    if report.rows and not (report.created or report.updated):
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

@@ -1147,6 +1147,12 @@ class _Playback:
                        for sku, name, quantity, unit in order.items],
                 placed_at=placed_at,
             )  # fmt: skip
+            if order.status in ("shipped", "in_transit", "delivered", "completed", "returned", "lost"):
+                # What the shop's carrier said; tracking numbers made from the order number.
+                digits = "".join(c for c in order.number if c.isdigit())
+                row.carrier, row.tracking_number = "PostNord", f"00370{digits:0>13}"
+                if order.status in ("delivered", "completed", "returned"):
+                    row.delivered_at = placed_at + timedelta(days=3)
             self.session.add(row)
             self.session.flush()
             self.orders[order.number] = row.id

@@ -18,6 +18,7 @@ from cape.auth import throttle
 from cape.auth.service import create_team
 from cape.channels.email.send import stalled_sends
 from cape.conversations import service
+from cape.customers.orders import customer_orders, customer_value
 from cape.customers.service import customer_timeline, get_customer
 from cape.kit.clock import utcnow
 from cape.models import Base, ConversationStatus
@@ -86,6 +87,8 @@ PAGE_QUERIES = {
     "customer timeline": lambda db, d: customer_timeline(
         db, customer=get_customer(db, customer_id=d["customer_id"]), limit=100
     ),
+    "customer orders": lambda db, d: customer_orders(db, customer_id=d["customer_id"], limit=20),
+    "customer value and tier": lambda db, d: customer_value(db, customer_id=d["customer_id"], currency="EUR"),
 }
 
 

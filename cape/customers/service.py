@@ -121,11 +121,9 @@ def resolve_customer_id(session: Session, *, sender: Sender) -> int:
 
 
 def get_customer(session: Session, *, customer_id: int) -> Customer:
-    """A customer with identities and orders loaded."""
+    """A customer with identities loaded (orders, which may be many, come a page at a time: customers.orders)."""
     customer = session.scalar(
-        select(Customer)
-        .where(Customer.id == customer_id)
-        .options(selectinload(Customer.identities), selectinload(Customer.orders))
+        select(Customer).where(Customer.id == customer_id).options(selectinload(Customer.identities))
     )
     if customer is None:
         raise NotFound(f"customer {customer_id} not found")

@@ -57,5 +57,16 @@ class Order(IdMixin, CreatedMixin, Base):
     total_amount: Mapped[int]
     items: Mapped[list[dict]] = mapped_column(JsonType, default=list)
     placed_at: Mapped[datetime]
+    # Delivery as the shop reports it; all optional (a shop may send none of it).
+    carrier: Mapped[str | None] = mapped_column(String(100))
+    tracking_number: Mapped[str | None] = mapped_column(String(100))
+    delivered_at: Mapped[datetime | None]
 
     customer: Mapped[Customer] = relationship(back_populates="orders", lazy="raise")
+
+    @property
+    def delivery(self) -> dict | None:
+        """What the shop said about delivery, or None when it said nothing."""
+        if not (self.carrier or self.tracking_number or self.delivered_at):
+            return None
+        return {"carrier": self.carrier, "tracking_number": self.tracking_number, "delivered_at": self.delivered_at}

@@ -15,11 +15,13 @@ from cape.channels import outbound
 from cape.channels.email import service as email_service
 from cape.channels.email.send import customer_address
 from cape.conversations import service
+from cape.customers import orders as orders_service
 from cape.customers import service as customers_service
 from cape.kit.errors import CapeError, Conflict, InvalidInput, NotFound
 from cape.kit.validation import IdPath
 from cape.models import ActionStatus, ActionType, ConversationStatus, Customer, Priority, User
 from cape.realtime import presence
+from cape.web.customers import customer_360
 from cape.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -27,20 +29,25 @@ router = APIRouter(include_in_schema=False)
 CURRENCIES = ("USD", "EUR", "GBP", "DKK", "SEK", "NOK", "CAD", "AUD", "JPY", "CHF")
 
 
+# The orders an action can be taken on: the customer's latest (older ones are on the customer page).
+ACTION_ORDERS = 50
+
+
 def action_card_context(session, *, customer: Customer, user: User, default_currency: str) -> dict:
     """What the conversation page's Actions card needs: choices, what the agent may still give, past actions."""
     headroom = actions_service.authority_headroom(session, user=user, customer_id=customer.id)
+    orders = orders_service.customer_orders(session, customer_id=customer.id, limit=ACTION_ORDERS).rows
     # The currency offered: the chosen order's (the page switches to it), else the customer's
     # last order's, else the deployment's; never the agent's own, which may be another shop's.
-    last_order = max(customer.orders, key=lambda o: (o.placed_at, o.id), default=None)
-    currency = last_order.currency if last_order is not None else default_currency
-    extra = [currency, headroom.currency, *(o.currency for o in customer.orders)]
+    currency = orders[0].currency if orders else default_currency
+    extra = [currency, headroom.currency, *(o.currency for o in orders)]
     actions = actions_service.list_actions(session, customer_id=customer.id, limit=50)
     return {
+        "action_orders": orders,
         "customer_actions": actions,
         "reversed_ids": {a.reverses_id for a in actions if a.reverses_id and a.status is not ActionStatus.failed},
         "store_credit": actions_service.store_credit_balance(session, customer_id=customer.id),
-        "refundable": actions_service.refundable_amounts(session, orders=customer.orders),
+        "refundable": actions_service.refundable_amounts(session, orders=orders),
         "action_types": list(ActionType),
         "action_reasons": actions_service.REASONS,
         "action_currencies": list(dict.fromkeys([*CURRENCIES, *extra])),
@@ -50,6 +57,7 @@ def action_card_context(session, *, customer: Customer, user: User, default_curr
 
 
 # What the page shows at first; "show earlier" brings the rest a page at a time.
+SIDEBAR_ORDERS = 5
 MESSAGES_PER_PAGE = 30
 HISTORY_PER_PAGE = 30
 OTHER_CONVERSATIONS = 10
@@ -73,6 +81,7 @@ def conversation_context(request: Request, session, conversation_id: int, user: 
         "earlier_messages": earlier_messages,
         "attachments": email_service.attachments_by_message(session, message_ids=[m.id for m in messages]),
         "customer": customer,
+        **customer_360(request, session, customer=customer, orders_limit=SIDEBAR_ORDERS),
         "activities": activities,
         "earlier_activities": earlier_activities,
         "other_conversations": [c for c in others if c.id != conversation.id][:OTHER_CONVERSATIONS],

@@ -128,6 +128,13 @@ LABELS: dict[str, dict[str, str | Term]] = {
         "lost": pgettext("order status", "Lost"),
         "failed": pgettext("order status", "Failed"),
     },
+    # A customer's loyalty, computed from orders (cape.customers.orders).
+    "loyalty_tier": {
+        "new": N_("New customer"),
+        "regular": N_("Regular customer"),
+        "loyal": N_("Loyal customer"),
+        "vip": N_("VIP customer"),
+    },
     # Conversation statuses and priorities read inside sentences too ("marked the conversation as resolved").
     "conversation_status": {
         "open": N_("open"),

@@ -63,6 +63,10 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/customers/{customer_id}"): SIGNED_IN,
     ("GET", "/api/v1/customers/{customer_id}/timeline"): SIGNED_IN,
     ("POST", "/api/v1/customers/{customer_id}/merge"): SUPERVISOR,
+    ("PATCH", "/api/v1/customers/{customer_id}"): SIGNED_IN,
+    ("GET", "/api/v1/customers/{customer_id}/orders"): SIGNED_IN,
+    # API: orders, from the shop's integration (an admin's token)
+    ("POST", "/api/v1/orders"): ADMIN,
     # API: users and teams
     ("GET", "/api/v1/users"): SIGNED_IN,
     ("GET", "/api/v1/users/me"): SIGNED_IN,
@@ -110,6 +114,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/customers/{customer_id}"): SIGNED_IN,
     ("GET", "/customers/{customer_id}/conversations"): SIGNED_IN,
     ("POST", "/customers/{customer_id}/merge"): SUPERVISOR,
+    ("GET", "/customers/{customer_id}/orders"): SIGNED_IN,
+    ("POST", "/customers/{customer_id}/notes"): SIGNED_IN,
     ("GET", "/heroes"): SIGNED_IN,
     ("POST", "/presence"): SIGNED_IN,
     ("WEBSOCKET", "/realtime"): SIGNED_IN,  # the cookie from this host's pages, or a token

@@ -17,6 +17,8 @@ import pytest
 from cape.actions.history import record_activity
 from cape.actions.service import REASONS
 from cape.conversations import service as conversations_service
+from cape.customers.orders import LOYALTY_TIERS, update_notes, upsert_order
+from cape.customers.schemas import OrderIn
 from cape.i18n import translations
 from cape.kit.clock import utcnow
 from cape.models import (
@@ -70,6 +72,8 @@ ACTIVITY_KINDS = {
     "delivery_retried", "identity_failing", "hero_moment", "action_executed", "action_requested",
     "action_approved", "action_declined", "action_done", "action_failed", "action_reversed",
 }  # fmt: skip
+# ...and those of a customer's own history (orders, notes), outside any conversation.
+CUSTOMER_ACTIVITY_KINDS = {"order_placed", "order_status_changed", "customer_notes_changed"}
 
 
 def test_every_code_of_every_enum_a_page_shows_has_a_label():
@@ -81,6 +85,7 @@ def test_every_code_of_every_enum_a_page_shows_has_a_label():
         if member.value not in LABELS[kind]
     ]
     missing += [f"reason:{reason}" for reason in REASONS if reason not in LABELS["reason"]]
+    missing += [f"loyalty_tier:{tier}" for tier in LOYALTY_TIERS if tier not in LABELS["loyalty_tier"]]
     assert not missing, f"add these to cape/web/labels.py LABELS: {missing}"
 
 
@@ -147,9 +152,9 @@ def _words_of_labels(language: str) -> set[str]:
 
 def codes_read_in(text: str, language: str) -> list[str]:
     if language == "en":
-        candidates = NOT_ENGLISH | {kind for kind in ACTIVITY_KINDS if "_" in kind}
+        candidates = NOT_ENGLISH | {kind for kind in ACTIVITY_KINDS | CUSTOMER_ACTIVITY_KINDS if "_" in kind}
     else:
-        candidates = set(CODES) | ACTIVITY_KINDS
+        candidates = set(CODES) | ACTIVITY_KINDS | CUSTOMER_ACTIVITY_KINDS
     candidates -= _words_of_labels(language)
     found = []
     for code in sorted(candidates):
@@ -184,6 +189,10 @@ def shop(db, client, alice_agent, bob_supervisor, carol_admin):
     ])  # fmt: skip
     customer = db.get(Customer, customer_id)
     customer.language = "da"
+    shop_order = {"number": "NS-99", "customer_id": customer_id, "currency": "EUR", "total_amount": 89_00}
+    upsert_order(db, data=OrderIn(**shop_order, status="in_transit"), actor=None)
+    upsert_order(db, data=OrderIn(**shop_order, status="partially_refunded"), actor=carol_admin.user)
+    update_notes(db, customer=customer, notes="Préfère être rappelée", actor=alice_agent.user)
     db.commit()
 
     conversation = conversations_service.get_conversation(db, conversation_id=conversation_id)
