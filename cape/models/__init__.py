@@ -26,7 +26,17 @@ from cape.models.conversations import (
 from cape.models.customers import Customer, Identity, IdentityKind, Order
 from cape.models.email import Attachment, MailboxState
 from cape.models.insights import HeroMoment
-from cape.models.users import ApiToken, PresenceStatus, RateLimitHit, Role, Team, TeamMember, User, UserSession
+from cape.models.users import (
+    ApiToken,
+    Invitation,
+    PresenceStatus,
+    RateLimitHit,
+    Role,
+    Team,
+    TeamMember,
+    User,
+    UserSession,
+)
 from cape.models.workspace import WorkspaceSetting
 
 __all__ = [
@@ -51,6 +61,7 @@ __all__ = [
     "HeroMoment",
     "Identity",
     "IdentityKind",
+    "Invitation",
     "LedgerEntry",
     "MailboxState",
     "Message",

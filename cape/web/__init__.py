@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 
 def install_web(app: FastAPI) -> None:
-    from cape.web import actions, channels, contact, conversations, customers, inbox, settings, sign_in
+    from cape.web import actions, channels, contact, conversations, customers, inbox, people, settings, sign_in
 
-    for area in (sign_in, inbox, conversations, customers, contact, actions, channels, settings):
+    for area in (sign_in, inbox, conversations, customers, contact, actions, channels, settings, people):
         app.include_router(area.router)
