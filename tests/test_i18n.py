@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,13 @@ def test_negotiation_picks_a_served_language():
     assert negotiate("da") == "da"
     assert negotiate("de-DE,de;q=0.9") == "en"
     assert negotiate("") == "en"
+
+
+def test_french_punctuation_has_its_no_break_spaces():
+    """« Langue : danois », « Pourquoi ? »: a no-break space before a colon, a narrow one before ; ? !
+    (an ordinary space would let the line break before the mark)."""
+    with (CATALOGS / "fr" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        catalog = read_po(handle)
+    texts = [text for m in catalog if m.id for text in (m.string if isinstance(m.string, tuple) else (m.string,))]
+    wrong = [t for t in texts if re.search(r"(?<!\u00a0):(?!//)|(?<![\u202f\u00a0])[;?!]", t)]
+    assert not wrong, f"French wants « mot\u00a0: » and « mot\u202f? »: {wrong}"

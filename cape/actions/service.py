@@ -54,6 +54,8 @@ REASONS = (
     "loyalty",
     "other",
 )
+# What a reversal records when the person reversing it gave no reason on the conversation page.
+NO_REASON_GIVEN = "no_reason_given"
 
 # Types where the amount is money given back, so zero makes no sense.
 _MONEY_TYPES = {ActionType.refund, ActionType.store_credit, ActionType.discount_code, ActionType.goodwill}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import unicodedata
 from decimal import Decimal, InvalidOperation
 
-from babel.numbers import format_currency, get_currency_precision, is_currency
+from babel.numbers import format_currency, get_currency_precision, get_currency_symbol, is_currency
 
 from cape.kit.errors import InvalidInput
 
@@ -49,6 +50,27 @@ def parse_amount(text: str, currency: str, *, field: str = "amount", maximum: in
 
 
 def format_amount(amount: int, currency: str, *, locale: str = "en") -> str:
-    """Minor units for display in the viewer's language, e.g. 12050 USD -> "$120.50"."""
+    """Minor units for display in the viewer's language: 12050 USD -> "$120.50", 49900 DKK -> "DKK 499.00"."""
     value = Decimal(amount).scaleb(-minor_digits(currency))
-    return format_currency(value, currency, locale=locale)
+    text = format_currency(value, currency, locale=locale)
+    return _space_letters_from_digits(text, get_currency_symbol(currency, locale=locale))
+
+
+def _space_letters_from_digits(text: str, symbol: str) -> str:
+    """CLDR's currency spacing, which Babel leaves out: a no-break space between a symbol that ends
+    (or starts) with a letter and the digits beside it, so English reads "DKK 499.00", not "DKK499.00";
+    "$120.50" and "€89.00" stay as they are, and so does a pattern that already has its space."""
+    at = text.find(symbol)
+    if not symbol or at < 0:
+        return text
+    end = at + len(symbol)
+    if end < len(text) and text[end].isdigit() and _is_letter_like(symbol[-1]):
+        text = f"{text[:end]}\u00a0{text[end:]}"
+    if at > 0 and text[at - 1].isdigit() and _is_letter_like(symbol[0]):
+        text = f"{text[:at]}\u00a0{text[at:]}"
+    return text
+
+
+def _is_letter_like(char: str) -> bool:
+    """CLDR's [[:^S:]&[:^Z:]]: neither a symbol ($, €, ¥) nor a space."""
+    return unicodedata.category(char)[0] not in "SZ"

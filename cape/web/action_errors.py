@@ -1,9 +1,10 @@
-"""The Actions card's errors in the agent's language, beside the field they are about.
+"""Errors on the action forms in the viewer's language, beside the field they are about.
 
 Services give English reasons for API callers (``InvalidInput(field, reason)``, ``Conflict``,
-``Forbidden``); the table below turns every one that taking or reversing an action can raise into
-a sentence in the viewer's language. A reason missing from it still shows, as "Check this field"
-with the English detail, never as nothing (tests/actions/test_card.py meets each reason once).
+``Forbidden``); the tables below turn every one that the Actions card (taking or reversing an
+action), the authority page and the approvals list can raise into a sentence in the viewer's
+language. A reason missing from them still shows, as "Check this field" with the English detail,
+never as nothing (tests/actions/test_card.py and tests/web/test_authority_page.py meet each reason).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 from cape.actions.policy import MAX_AMOUNT
 from cape.i18n import translations
 from cape.i18n.terms import N_
-from cape.kit.errors import CapeError, Conflict, Forbidden, InvalidInput
+from cape.kit.errors import CapeError, Conflict, Forbidden, InvalidInput, NotFound
+from cape.models import ActionType
 from cape.web.formatting import Formatter
 
 # The card's fields, in the order they appear; an error about any other field is about the card.
@@ -23,8 +25,8 @@ FIELDS = ("type", "order_id", "amount", "currency", "reason", "note")
 
 
 @dataclass(frozen=True)
-class CardError:
-    """One error for the Actions card: ``field`` is a form field, or None for the card as a whole."""
+class FormError:
+    """One error for a form: ``field`` is one of its fields, or None for the form as a whole."""
 
     field: str | None
     message: str
@@ -72,15 +74,19 @@ def _fixed(text: str) -> Callable[[re.Match, _Words], str]:
     return lambda m, w: w.gettext(text)
 
 
+Rule = tuple[type[CapeError], str | None, re.Pattern, Callable[[re.Match, _Words], str]]
+
 # (error class, field or None for any, English reason it says, the sentence shown). First match wins.
-RULES: list[tuple[type[CapeError], str | None, re.Pattern, Callable[[re.Match, _Words], str]]] = [
+# "amount" stands for every amount field of a form (Form.amount_fields).
+RULES: list[Rule] = [
     (InvalidInput, "type", re.compile(r".*"), _fixed(N_("Choose an action."))),
     (InvalidInput, "order_id", re.compile(r".*"), _fixed(N_("Choose one of this customer's orders."))),
     (InvalidInput, "amount", re.compile(r"a number such as"), _fixed(N_("Enter an amount such as 120.50."))),
     (InvalidInput, "amount", re.compile(r"a number of zero or more|must not be negative"),
      _fixed(N_("The amount cannot be negative."))),
     (InvalidInput, "amount", re.compile(r"must be more than zero"), _fixed(N_("Enter an amount above zero."))),
-    (InvalidInput, "amount", re.compile(r"too large|^at most |must be at most \d+ minor units"), _too_large),
+    (InvalidInput, "amount", re.compile(r"too large|^at most |must be at most \d+ minor units|from zero to \d+ minor"),
+     _too_large),
     (InvalidInput, "amount", re.compile(r"(?P<currency>[A-Z]{3}) has (?P<digits>\d+) decimals"), _decimals),
     (InvalidInput, "amount", re.compile(r"only (?P<left>-?\d+) of order (?P<order>.+?) is left to refund"),
      _left_to_refund),
@@ -102,15 +108,67 @@ RULES: list[tuple[type[CapeError], str | None, re.Pattern, Callable[[re.Match, _
 ]  # fmt: skip
 
 
-def explain(error: CapeError, *, language: str, currency: str) -> CardError:
-    """The error as the Actions card shows it, in ``language``; ``currency`` is the one the form chose."""
+_person_gone = _fixed(N_("This person could not be found: reload the page."))
+
+# The authority page: a policy per role or person, edited by admins (cape.actions.authority).
+AUTHORITY_RULES: list[Rule] = [
+    (InvalidInput, "currency", re.compile(r"ISO 4217"), _fixed(N_("Enter a currency code such as USD, EUR or DKK."))),
+    (InvalidInput, "user_id", re.compile(r"exactly one"),
+     _fixed(N_("This form is for one role or one person: reload the page and try again."))),
+    (InvalidInput, "user_id", re.compile(r".*"), _person_gone),
+    (NotFound, None, re.compile(r"^user \d+ not found"), _person_gone),
+    (InvalidInput, "role", re.compile(r".*"), _fixed(N_("This role could not be found: reload the page."))),
+    (Forbidden, None, re.compile(r"only admins set authority"), _fixed(N_("Only an admin can set authority."))),
+    (Conflict, None, re.compile(r"just created by someone else"),
+     _fixed(N_("Someone else saved this policy at the same moment: reload the page and try again."))),
+]  # fmt: skip
+
+
+def _left_to_approve(m: re.Match, w: _Words) -> str:
+    text = w.gettext("Only %(amount)s of order %(order)s is left to refund, less than requested: decline this request.")
+    return text % {"amount": w.money(int(m["left"])), "order": m["order"]}
+
+
+# The approvals list: supervisors deciding on requests (cape.actions.service.approve_action...).
+APPROVAL_RULES: list[Rule] = [
+    (NotFound, None, re.compile(r"^action \d+ not found"),
+     _fixed(N_("This request no longer exists: reload the page."))),
+    (Conflict, None, re.compile(r"was already decided"), _fixed(N_("Someone has already decided on this request."))),
+    (Forbidden, None, re.compile(r"your own request"), _fixed(N_("Someone else must decide on your own request."))),
+    (Forbidden, None, re.compile(r"only supervisors and admins"),
+     _fixed(N_("Only a supervisor or an admin can decide on requests."))),
+    (Conflict, None, re.compile(r"order (?P<order>.+) has (?P<left>-?\d+) left to refund"), _left_to_approve),
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Form:
+    """A form whose errors are explained: its fields, which of them hold amounts, the rules to use."""
+
+    fields: tuple[str, ...]
+    amount_fields: tuple[str, ...]
+    rules: list[Rule]
+
+
+ACTION_CARD = Form(FIELDS, ("amount",), RULES)
+AUTHORITY_FORM = Form(
+    ("currency", *(f"per_action.{t.value}" for t in ActionType), "per_customer_30d", "daily_budget"),
+    (*(f"per_action.{t.value}" for t in ActionType), "per_action", "per_customer_30d", "daily_budget"),
+    AUTHORITY_RULES + RULES,
+)
+APPROVALS = Form((), (), APPROVAL_RULES)
+
+
+def explain(error: CapeError, *, language: str, currency: str, form: Form = ACTION_CARD) -> FormError:
+    """The error as ``form`` shows it, in ``language``; ``currency`` is the one the form chose."""
     catalog = translations(language)
     words = _Words(catalog.gettext, catalog.ngettext, Formatter(language), currency)
     field = error.field if isinstance(error, InvalidInput) else None
+    kind = "amount" if field in form.amount_fields else field
     said = error.reason if isinstance(error, InvalidInput) else error.message
-    for kind, rule_field, pattern, sentence in RULES:
-        if isinstance(error, kind) and rule_field in (None, field) and (m := pattern.search(said)):
-            return CardError(field if field in FIELDS else None, sentence(m, words))
-    if field in FIELDS:
-        return CardError(field, catalog.gettext("Check this field (%(detail)s).") % {"detail": said})
-    return CardError(None, catalog.gettext("This could not be done: %(detail)s") % {"detail": error.message})
+    for error_class, rule_field, pattern, sentence in form.rules:
+        if isinstance(error, error_class) and rule_field in (None, kind) and (m := pattern.search(said)):
+            return FormError(field if field in form.fields else None, sentence(m, words))
+    if field in form.fields:
+        return FormError(field, catalog.gettext("Check this field (%(detail)s).") % {"detail": said})
+    return FormError(None, catalog.gettext("This could not be done: %(detail)s") % {"detail": error.message})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated
+from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse
@@ -16,10 +17,10 @@ from cape.conversations import service as conversations_service
 from cape.insights.heroes import hero_feed
 from cape.kit.clock import utcnow
 from cape.kit.errors import CapeError, InvalidInput
-from cape.kit.money import parse_amount
+from cape.kit.money import parse_amount, parse_currency
 from cape.kit.validation import MAX_ID, IdPath
 from cape.models import ActionStatus, ActionType, Role, User
-from cape.web.action_errors import explain
+from cape.web.action_errors import APPROVALS, AUTHORITY_FORM, explain
 from cape.web.conversations import conversation_context
 from cape.web.render import render
 
@@ -78,10 +79,16 @@ def _action_from_form(session, *, conversation, actor: User, form: dict[str, str
     )  # fmt: skip
 
 
+def _prompt(request: Request) -> str:
+    """What the person typed in an ``hx-prompt``; htmx percent-encodes it when it is not Latin-1 ("5 €")."""
+    text = request.headers.get("hx-prompt") or ""
+    return unquote(text) if request.headers.get("hx-prompt-uri-autoencoded") == "true" else text
+
+
 @router.post("/actions/{action_id}/reverse")
 def reverse_action(request: Request, action_id: IdPath, session: DbSession, user: CurrentUser):
     action = service.get_action(session, action_id=action_id)
-    reason = request.headers.get("hx-prompt") or "reversed from the conversation page"
+    reason = _prompt(request) or service.NO_REASON_GIVEN
     try:
         with session.begin_nested():
             service.reverse_action(session, action=action, actor=user, reason=reason)
@@ -119,7 +126,7 @@ def approvals_count(session: DbSession, user: Supervisor):
 
 @router.post("/approvals/{action_id}/{decision}")
 def decide(request: Request, action_id: IdPath, decision: str, session: DbSession, user: Supervisor):
-    error = None
+    error, action = None, None
     try:
         # A savepoint, so a refusal part-way leaves nothing behind; the message shows in the list.
         with session.begin_nested():
@@ -127,11 +134,12 @@ def decide(request: Request, action_id: IdPath, decision: str, session: DbSessio
             if decision == "approve":
                 service.approve_action(session, action=action, actor=user)
             elif decision == "decline":
-                service.decline_action(session, action=action, actor=user, note=request.headers.get("hx-prompt"))
+                service.decline_action(session, action=action, actor=user, note=_prompt(request) or None)
             else:
                 raise InvalidInput("decision", "approve or decline")
     except CapeError as exc:
-        error = exc.message
+        currency = action.currency if action is not None else ""
+        error = explain(exc, language=user.language, currency=currency, form=APPROVALS).message
     session.flush()
     session.expire_all()
     return render(request, "_approval_rows.html", _approvals_context(session) | {"error": error}, user=user)
@@ -171,36 +179,54 @@ async def _form_fields(request: Request) -> dict[str, str]:
     return {key: str(value) for key, value in form.items()}
 
 
+def _policy_key(form: dict[str, str]) -> str | None:
+    """Which form of the page was posted: "role:agent", "user:12", or None for neither or both."""
+    user_id, role_name = form.get("user_id", "").strip(), form.get("role", "").strip()
+    if bool(user_id) == bool(role_name):
+        return None
+    return f"user:{user_id}" if user_id else f"role:{role_name}"
+
+
 @router.post("/admin/authority")
 def save_authority(
     request: Request, session: DbSession, user: Admin, form: Annotated[dict[str, str], Depends(_form_fields)]
 ):
     """One form per role or user: blank means no limit; amounts typed in the policy's currency."""
     # A sync handler: FastAPI runs it in the thread pool, so its queries never block the event loop.
-    currency = form.get("currency", "USD").upper()
+    typed_currency = form.get("currency", "").strip().upper()
     error = None
+    try:
+        with session.begin_nested():
+            _save_policy(session, actor=user, form=form)
+    except CapeError as exc:
+        # Shown beside its field in the form that was posted, in the admin's language, with what was typed.
+        error = explain(exc, language=user.language, currency=typed_currency, form=AUTHORITY_FORM)
+    session.flush()
+    context = _authority_context(session, saved=not error)
+    key = _policy_key(form)
+    shown = {f"role:{role.value}" for role, _ in context["roles"]} | {f"user:{u.id}" for u, _ in context["users"]}
+    context |= {"posted_key": key if key in shown else None, "policy_error": error, "typed": form if error else {}}
+    return render(request, "authority.html", context, user=user, status_code=422 if error else 200)
+
+
+def _save_policy(session, *, actor: User, form: dict[str, str]) -> None:
+    """The authority form as an admin filled it in, read and handed to ``set_authority``."""
+    user_id, role_name = form.get("user_id", "").strip(), form.get("role", "").strip()
+    if bool(user_id) == bool(role_name):
+        raise InvalidInput("user_id", "give exactly one of a user or a role")
+    if user_id and not (user_id.isdigit() and int(user_id) <= MAX_ID):
+        raise InvalidInput("user_id", "not a user")
+    if role_name and role_name not in Role._value2member_map_:
+        raise InvalidInput("role", "not a role")
+    target_user = auth_service.get_user(session, user_id=int(user_id)) if user_id else None
+    currency = parse_currency(form.get("currency", ""))  # first, so amounts are read with its decimals
 
     def amount(name: str) -> int | None:
         text = form.get(name, "").strip()
         return parse_amount(text, currency, field=name, maximum=service.MAX_AMOUNT) if text else None
 
-    try:
-        with session.begin_nested():
-            user_id, role_name = form.get("user_id", "").strip(), form.get("role", "").strip()
-            if bool(user_id) == bool(role_name):
-                raise InvalidInput("user_id", "give exactly one of a user or a role")
-            if user_id and not (user_id.isdigit() and int(user_id) <= MAX_ID):
-                raise InvalidInput("user_id", "not a user")
-            target_user = auth_service.get_user(session, user_id=int(user_id)) if user_id else None
-            role = Role(role_name) if role_name else None
-            authority_service.set_authority(
-                session, actor=user, user=target_user, role=role, currency=currency,
-                per_action={t.value: amount(f"per_action.{t.value}") for t in ActionType},
-                per_customer_30d=amount("per_customer_30d"), daily_budget=amount("daily_budget"),
-            )  # fmt: skip
-    except (CapeError, ValueError) as exc:
-        error = exc.message if isinstance(exc, CapeError) else "invalid form"
-    session.flush()
-    status = 422 if error else 200
-    return render(request, "authority.html", _authority_context(session, error=error, saved=not error), user=user,
-                  status_code=status)  # fmt: skip
+    authority_service.set_authority(
+        session, actor=actor, user=target_user, role=Role(role_name) if role_name else None, currency=currency,
+        per_action={t.value: amount(f"per_action.{t.value}") for t in ActionType},
+        per_customer_30d=amount("per_customer_30d"), daily_budget=amount("daily_budget"),
+    )  # fmt: skip

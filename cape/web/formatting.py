@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_date, format_time, format_timedelta, get_datetime_format
-from babel.numbers import format_decimal
+from babel.numbers import format_decimal, get_decimal_symbol
 from markupsafe import Markup
 
 from cape.kit.clock import utcnow
@@ -40,16 +40,17 @@ class Formatter:
         self.zone = ZoneInfo(time_zone) if isinstance(time_zone, str) else time_zone
 
     def money(self, amount: int | None, currency: str | None) -> str:
-        """Minor units as the viewer writes money: "$120.50", « 89,00 € », "1.499,00 kr."."""
+        """Minor units as the viewer writes money: "$120.50", "DKK 499.00", « 89,00 € », "1.499,00 kr."."""
         if amount is None or not currency:
             return ""
         return format_amount(amount, currency, locale=self.locale)
 
     def amount_input(self, amount: int | None, currency: str) -> str:
-        """Minor units as a form field shows them for editing: "120.50", "1500" (JPY); "" for none."""
+        """Minor units as a form field shows them for editing, without grouping so they read back as
+        typed: "120.50", « 120,50 », "1500" (JPY); "" for none."""
         if amount is None:
             return ""
-        return str(Decimal(amount).scaleb(-minor_digits(currency)))
+        return str(Decimal(amount).scaleb(-minor_digits(currency))).replace(".", get_decimal_symbol(self.locale))
 
     def text(self, moment: datetime | None, style: str = "datetime") -> str:
         """The moment as text, in the deployment's time zone (the browser shows its own)."""

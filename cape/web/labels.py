@@ -76,6 +76,7 @@ LABELS: dict[str, dict[str, str | Term]] = {
         "changed_mind": N_("Changed their mind"),
         "loyalty": N_("Loyal customer"),
         "other": N_("Other"),
+        "no_reason_given": N_("No reason given"),  # cape.actions.service.NO_REASON_GIVEN
     },
     "action_status": {
         "pending_approval": N_("Waiting for approval"),

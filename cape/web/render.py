@@ -63,6 +63,8 @@ def render(
         "csrf_token": csrf_token(request) if "session" in request.scope else "",
         "_": catalog.gettext,
         "ngettext": catalog.ngettext,
+        # A label before its value ("Store credit: …"), as the language writes it (« Avoir : … »).
+        "colon": lambda text: catalog.gettext("%(label)s:") % {"label": text},
         "since": fmt.since,
         "money": fmt.money,
         "when": fmt.when,

@@ -187,7 +187,7 @@ def test_the_authority_form_without_a_user_or_role_changes_nobodys_policy(client
     response = client.post(
         "/admin/authority", data={"currency": "USD", "daily_budget": "1"}, headers=carol_admin.headers
     )
-    assert response.status_code == 422 and "exactly one" in response.text
+    assert response.status_code == 422 and "This form is for one role or one person" in response.text
     db.expire_all()
     policies = db.query(AuthorityPolicy).all()
     assert [(p.user_id, p.currency, p.daily_budget) for p in policies] == [(alice_agent.user.id, "EUR", None)]

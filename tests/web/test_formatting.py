@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cape.kit.money import parse_amount
 from cape.web.formatting import Formatter
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "cape" / "web" / "templates"
@@ -27,6 +28,48 @@ def test_each_language_writes_moments_and_money_its_own_way(language, datetime_t
     assert fmt.text(MOMENT).replace(" ", " ") == datetime_text.replace(" ", " ")
     assert fmt.text(MOMENT, "date") == date_text
     assert fmt.money(8900, "EUR") == money_text
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        # A code instead of a symbol is kept apart from the digits by a no-break space (CLDR's
+        # currency spacing, which Babel leaves out); a symbol stays against them.
+        ("en", ["DKK\u00a0499.00", "-DKK\u00a0499.00", "CHF\u00a012.50", "€89.00", "$89.00", "¥1,500"]),
+        (
+            "fr",
+            [
+                "499,00\u00a0DKK",
+                "-499,00\u00a0DKK",
+                "12,50\u00a0CHF",
+                "89,00\u00a0€",
+                "89,00\u00a0$US",
+                "1\u202f500\u00a0JPY",
+            ],
+        ),
+        (
+            "da",
+            [
+                "499,00\u00a0kr.",
+                "-499,00\u00a0kr.",
+                "12,50\u00a0CHF",
+                "89,00\u00a0€",
+                "89,00\u00a0USD",
+                "1.500\u00a0JP¥",
+            ],
+        ),
+    ],
+)
+def test_a_currency_code_never_touches_the_digits(language, expected):
+    amounts = [(499_00, "DKK"), (-499_00, "DKK"), (12_50, "CHF"), (89_00, "EUR"), (89_00, "USD"), (1500, "JPY")]
+    assert [Formatter(language).money(amount, currency) for amount, currency in amounts] == expected
+
+
+@pytest.mark.parametrize(("language", "expected"), [("en", "1500.50"), ("fr", "1500,50"), ("da", "1500,50")])
+def test_an_amount_to_edit_has_the_languages_decimal_mark_and_reads_back_as_typed(language, expected):
+    fmt = Formatter(language)
+    assert fmt.amount_input(1500_50, "EUR") == expected and fmt.amount_input(1500, "JPY") == "1500"
+    assert parse_amount(expected, "EUR") == 1500_50 and fmt.amount_input(None, "EUR") == ""
 
 
 def test_a_moment_is_a_time_element_the_browser_can_show_in_its_own_zone():

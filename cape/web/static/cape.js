@@ -120,14 +120,24 @@
     box._timer = setTimeout(() => { box.hidden = true; }, 8000);
   }
 
+  // The sentence is in the viewer's language (the page gives them); the server's detail, for API
+  // callers, follows it in brackets, as the error page shows it.
+  function errorText(key) {
+    let texts = {};
+    try { texts = JSON.parse(document.body.dataset.errorTexts || "{}"); } catch (_) { /* none given */ }
+    return texts[key] || texts.other || "";
+  }
+
   document.addEventListener("htmx:responseError", (event) => {
     const xhr = event.detail.xhr;
     if (xhr.status === 401) { window.location.href = "/login?next=" + encodeURIComponent(location.pathname); return; }
-    let message = xhr.statusText || "Request failed";
-    try { message = JSON.parse(xhr.responseText).error.message || message; } catch (_) { /* not JSON */ }
-    notify(message);
+    let error = {};
+    try { error = JSON.parse(xhr.responseText).error || {}; } catch (_) { /* not JSON */ }
+    if (error.code === "csrf_failed") { notify(errorText("csrf_failed")); return; }
+    const text = errorText(String(xhr.status));
+    notify(error.message ? `${text} (${error.message})` : text);
   });
-  document.addEventListener("htmx:sendError", () => notify("The server could not be reached. Try again."));
+  document.addEventListener("htmx:sendError", () => notify(errorText("offline")));
 
   // The Actions card: choosing an order chooses its currency, and as the agent types, a warning
   // says when the action would go beyond their authority (the page gives the limits and the
