@@ -36,7 +36,7 @@ MESSAGES = {
     "team_taken": N_("A team with this name already exists."),
     "already_accepted": N_("This person has already chosen a password."),
     "user_inactive": N_("Reactivate this person first."),
-    "team_members": N_("The members could not be changed: reload the page and try again."),
+    "not_saved": N_("This change could not be saved: reload the page and try again."),
     "too_short": N_("Choose a password of at least 8 characters."),
     "mismatch": N_("The two passwords differ: type the same one twice."),
     "invitation_invalid": N_("This link is not valid. Ask an admin for a new invitation."),
@@ -48,6 +48,11 @@ PRESENCE = {"online": N_("Online"), "away": N_("Away"), "offline": N_("Offline")
 
 def _role(value: str) -> Role | None:
     return Role(value) if value in Role.__members__ else None
+
+
+def _reason(exc: CapeError) -> str:
+    """The key of the message that says why a change was refused."""
+    return exc.code if exc.code in MESSAGES else "not_saved"
 
 
 def _users_context(session, **extra) -> dict:
@@ -121,7 +126,7 @@ def reinvite_user(request: Request, session: DbSession, user: Admin, user_id: Id
                 session, user=person, actor=user, app_secret=request.app.state.settings.resolved_secret_key
             )
     except Conflict as exc:
-        return _users_page(request, session, user, status_code=409, row_errors={person.id: exc.code})
+        return _users_page(request, session, user, status_code=409, row_errors={person.id: _reason(exc)})
     return _users_page(request, session, user, invited=_invited(request, session, invitation, token))
 
 
@@ -156,7 +161,7 @@ def _change_user(request: Request, session, user: User, person: User, *, typed: 
             auth_service.update_user(session, user=person, actor=user, **changes)
     except (Conflict, InvalidInput) as exc:
         session.refresh(person)
-        return _users_page(request, session, user, status_code=409, row_errors={person.id: exc.code},
+        return _users_page(request, session, user, status_code=409, row_errors={person.id: _reason(exc)},
                            typed={person.id: typed or {}})  # fmt: skip
     return RedirectResponse(f"/admin/users?saved=true#user-{person.id}", status_code=303)
 
@@ -229,7 +234,7 @@ def change_members(
     if remove.isdigit():
         members.discard(int(remove))
     if _change_team(session, team=team, actor=user, member_ids=sorted(members)) is not None:
-        return _teams_page(request, session, user, status_code=409, row_errors={team.id: "team_members"})
+        return _teams_page(request, session, user, status_code=409, row_errors={team.id: "not_saved"})
     return RedirectResponse(f"/admin/teams?saved=true#team-{team.id}", status_code=303)
 
 
@@ -243,7 +248,7 @@ def _change_team(session, *, team, actor: User, **changes) -> str | None:
         return "team_taken"
     except InvalidInput:
         session.refresh(team)
-        return "team_members"
+        return "not_saved"
     return None
 
 
