@@ -44,7 +44,7 @@ def pages(page: Page, base: str) -> dict[str, str]:
         "login": "/login", "contact": "/contact", "inbox": "/inbox?view=all", "conversation": conversation,
         "customer": customer, "approvals": "/approvals", "review": "/review", "heroes": "/heroes",
         "authority": "/admin/authority", "channels": "/admin/channels", "settings": "/admin/settings",
-        "not-found": "/no-such-page",
+        "users": "/admin/users", "teams": "/admin/teams", "not-found": "/no-such-page",
     }  # fmt: skip
 
 

@@ -349,7 +349,9 @@ def update_user(
     """
     before = user_snapshot(user)
     if user.id == actor.id and (is_active is False or (role is not None and role is not actor.role)):
-        raise Conflict("you cannot deactivate yourself or change your own role")
+        raise Conflict("you cannot deactivate yourself or change your own role", code="self_change")
+    if user.role is Role.admin and user.is_active and (is_active is False or role not in (None, Role.admin)):
+        _keep_an_admin(session, leaving=user)
     if language is not None and language not in SUPPORTED_LANGUAGES:
         raise InvalidInput("language", f"must be one of {', '.join(SUPPORTED_LANGUAGES)}")
     if name is not None:
@@ -368,6 +370,18 @@ def update_user(
         record_audit(session, actor=actor, event=change_event("user", before, after), subject_type="user",
                      subject_id=user.id, before=before, after=after)  # fmt: skip
     return user
+
+
+def _keep_an_admin(session: Session, *, leaving: User) -> None:
+    """Refuse to demote or deactivate the last active admin: nobody could manage users after.
+
+    Two admins demoting each other at once would each see the other still there: the other
+    admins' rows are locked (PostgreSQL; SQLite has one writer at a time), so the second waits
+    for the first to commit and then sees the truth.
+    """
+    others = select(User.id).where(User.role == Role.admin, User.is_active, User.id != leaving.id)
+    if not session.scalars(others.with_for_update()).first():
+        raise Conflict("the last active admin cannot be demoted or deactivated", code="last_admin")
 
 
 def revoke_api_tokens(session: Session, *, user: User) -> int:

@@ -27,7 +27,17 @@ from cape.models.conversations import (
 from cape.models.customers import Customer, Identity, IdentityKind, Order
 from cape.models.email import Attachment, MailboxState
 from cape.models.insights import HeroMoment
-from cape.models.users import ApiToken, PresenceStatus, RateLimitHit, Role, Team, TeamMember, User, UserSession
+from cape.models.users import (
+    ApiToken,
+    Invitation,
+    PresenceStatus,
+    RateLimitHit,
+    Role,
+    Team,
+    TeamMember,
+    User,
+    UserSession,
+)
 from cape.models.workspace import WorkspaceSetting
 
 __all__ = [
@@ -53,6 +63,7 @@ __all__ = [
     "HeroMoment",
     "Identity",
     "IdentityKind",
+    "Invitation",
     "LedgerEntry",
     "MailboxState",
     "Message",

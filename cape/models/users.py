@@ -100,6 +100,23 @@ class UserSession(IdMixin, CreatedMixin, Base):
     revoked_at: Mapped[datetime | None]
 
 
+class Invitation(IdMixin, CreatedMixin, Base):
+    """A one-time link that lets an invited user choose their password and sign in.
+
+    The link is ``<id>-<mac>``, the MAC computed from the app's secret key and ``nonce``: the
+    database alone cannot make a working link, and a background job can rebuild it for the email.
+    """
+
+    __tablename__ = "invitations"
+
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    nonce: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime]
+    # Set once, by the conditional update that accepts it (or when a newer link replaces it).
+    used_at: Mapped[datetime | None]
+    invited_by_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="SET NULL"))
+
+
 class RateLimitHit(IdMixin, CreatedMixin, Base):
     """One counted attempt (a refused sign-in, a contact form sent) for a limit's key, kept only
     as long as the limit's window (cape.auth.throttle)."""

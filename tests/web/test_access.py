@@ -99,6 +99,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/logout"): SIGNED_IN,
     ("GET", "/contact"): PUBLIC,
     ("POST", "/contact"): PUBLIC,
+    ("GET", "/invitations/{token}"): PUBLIC,
+    ("POST", "/invitations/{token}"): PUBLIC,
     # Pages: the workspace
     ("GET", "/inbox"): SIGNED_IN,
     ("GET", "/inbox/rows"): SIGNED_IN,
@@ -148,6 +150,16 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/widget/api/upload"): VISITOR,
     ("POST", "/widget/api/email"): VISITOR,
     ("WEBSOCKET", "/widget/ws"): VISITOR,
+    ("GET", "/admin/users"): ADMIN,
+    ("POST", "/admin/users"): ADMIN,
+    ("POST", "/admin/users/{user_id}"): ADMIN,
+    ("POST", "/admin/users/{user_id}/active"): ADMIN,
+    ("POST", "/admin/users/{user_id}/invitation"): ADMIN,
+    ("GET", "/admin/teams"): ADMIN,
+    ("POST", "/admin/teams"): ADMIN,
+    ("POST", "/admin/teams/{team_id}"): ADMIN,
+    ("POST", "/admin/teams/{team_id}/active"): ADMIN,
+    ("POST", "/admin/teams/{team_id}/members"): ADMIN,
 }
 # Routes that never read the session cookie (the widget sends none; CORS without credentials), so
 # a forged cross-site request carries nothing to abuse: no CSRF token is asked of them.
@@ -208,7 +220,7 @@ def rows(db, settings, alice_agent):
         "conversation_id": inbound.conversation_id, "customer_id": inbound.customer_id,
         "message_id": inbound.message_id, "attachment_id": attachment.id, "action_id": action.id,
         "user_id": alice_agent.user.id, "team_id": team.id, "channel_id": channel.id, "role": "agent",
-        "decision": "decline", "signed": "not-a-signed-link",
+        "decision": "decline", "signed": "not-a-signed-link", "token": "1-not-a-real-invitation-link",
     }  # fmt: skip
 
 

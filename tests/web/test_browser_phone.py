@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from cape.actions.service import take_action
 from cape.channels.chat.service import create_chat_channel
+from cape.auth.service import create_team
 from cape.channels.email.service import create_email_channel
 from cape.conversations.service import get_conversation
 from cape.insights.heroes import record_hero_moment
@@ -47,6 +48,7 @@ def workspace(live_server):
                         amount=amount, currency="DKK", reason="lost_in_transit", order_id=order.id,
                         note="Pakken forsvandt mellem Kolding og Aarhus")  # fmt: skip
         record_hero_moment(session, conversation=conversation, user=agent, quote="Tusind tak for hjælpen! " * 5)
+        create_team(session, name="Reklamationer-vinterdæk-og-sommerdæk-Nordjylland", member_ids=[admin.id, agent.id])
         create_email_channel(session, address="kundeservice-vinterdaek-og-sommerdaek@example.com",
                              name="Kundeservice for vinterdæk og sommerdæk",
                              app_secret=live_server.settings.resolved_secret_key)  # fmt: skip
@@ -113,7 +115,8 @@ def test_every_page_fits_a_phone(browser, live_server, workspace):
         _sign_in(page, url, workspace["admin"])
         pages = [
             "/inbox?view=all&status=all", workspace["conversation"], workspace["customer"], "/approvals", "/review",
-            "/heroes", "/admin/authority", "/admin/channels", "/admin/settings", "/conversations/987654321",
+            "/heroes", "/admin/authority", "/admin/channels", "/admin/settings", "/admin/users", "/admin/teams",
+            "/conversations/987654321",
         ]  # fmt: skip
         for path in pages:
             page.goto(url + path)
