@@ -7,7 +7,16 @@ from fastapi import FastAPI
 
 def install_web(app: FastAPI) -> None:
     from cape.web import (
-        actions, channels, contact, conversations, customers, inbox, people, presence, settings, sign_in,
+        actions,
+        channels,
+        contact,
+        conversations,
+        customers,
+        inbox,
+        people,
+        presence,
+        settings,
+        sign_in,
     )
 
     for area in (sign_in, inbox, conversations, customers, contact, actions, channels, settings, presence, people):

@@ -9,8 +9,8 @@ import pytest
 from playwright.sync_api import expect
 
 from cape.actions.service import take_action
-from cape.channels.chat.service import create_chat_channel
 from cape.auth.service import create_team
+from cape.channels.chat.service import create_chat_channel
 from cape.channels.email.service import create_email_channel
 from cape.conversations.service import get_conversation
 from cape.insights.heroes import record_hero_moment
