@@ -998,7 +998,7 @@ class _Playback:
         match step:
             case Reply() if story.channel == "chat":
                 # The visitor is in the chat: the reply reaches the widget, which shows it.
-                touch_visitor(self.session, visitor_id=self._visitor(story).id)
+                touch_visitor(self.session, visitor_id=self._visitor(story).visitor_id)
                 message = add_reply(self.session, conversation=conversation, author=self.users[step.agent],
                                     body=step.body)  # fmt: skip
                 record_report(self.session, message=message, status=DeliveryStatus.delivered)

@@ -161,7 +161,7 @@ def test_agents_see_no_merge_form_and_cannot_post_it(client, db, alice_agent, bo
     dup = make_inbound(db).customer_id
     headers = sign_in(client, alice_agent)
     page = client.get(f"/customers/{keep}")
-    assert 'action="/customers/' not in page.text and "data-merge-note" in page.text
+    assert f'action="/customers/{keep}/merge"' not in page.text and "data-merge-note" in page.text
     assert "A supervisor can merge a duplicate into this customer." in page.text
     posted = client.post(f"/customers/{keep}/merge", data={"other": str(dup)}, headers=headers)
     assert posted.status_code == 403
