@@ -113,7 +113,14 @@ async def run(url: str, token: str, server_pid: int | None, visitors: int, rates
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
 
         async def join(n: int) -> Visitor:
-            answer = await http.post("/widget/api/session", json={"channel": "chat:bench", "name": f"Visitor {n}"})
+            for attempt in range(3):  # a kept-alive connection the server closed as it was reused
+                try:
+                    answer = await http.post("/widget/api/session",
+                                             json={"channel": "chat:bench", "name": f"Visitor {n}"})  # fmt: skip
+                    break
+                except httpx.TransportError:
+                    if attempt == 2:
+                        raise
             answer.raise_for_status()
             visitor_token = answer.json()["token"]
             socket = await connect(f"{ws_url}/widget/ws?token={visitor_token}", max_size=2**20)
@@ -126,10 +133,10 @@ async def run(url: str, token: str, server_pid: int | None, visitors: int, rates
     tasks += [asyncio.create_task(visitor_reader(v, timings)) for v in crowd]
 
     hellos = set()
-    for start in range(0, visitors, 50):  # every visitor's first message opens their conversation
-        hellos |= set(await asyncio.gather(*(send(v, timings, "Hello!") for v in crowd[start : start + 50])))
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(3)
+    for start in range(0, visitors, 10):  # every visitor's first message opens their conversation: 100 a second
+        hellos |= set(await asyncio.gather(*(send(v, timings, "Hello!") for v in crowd[start : start + 10])))
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(5)
     if server_pid:
         after = rss_kib(server_pid)
         print(f"server memory: {before / 1024:.0f} MiB before, {after / 1024:.0f} MiB with {visitors} chats open "

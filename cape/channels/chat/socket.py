@@ -22,6 +22,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.websockets import WebSocketState
 
 from cape.channels.base import InboundMessage
 from cape.channels.chat import service
@@ -279,6 +280,9 @@ class VisitorConnection:
     async def _send(self, frame: dict) -> None:
         assert self.websocket is not None
         async with self._send_lock:
+            if self.websocket.application_state is not WebSocketState.CONNECTED:
+                # Closed by this side meanwhile (a limit, the hub): the connection is over.
+                raise WebSocketDisconnect(code=1000)
             await self.websocket.send_text(json.dumps(frame, ensure_ascii=False, separators=(",", ":")))
 
     async def _close(self, code: int) -> None:
