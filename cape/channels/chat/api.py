@@ -11,7 +11,6 @@ import hashlib
 import pathlib
 import re
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile, WebSocket
 from fastapi.responses import FileResponse, Response
@@ -22,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from cape.auth.deps import DbSession
 from cape.channels.chat import service
 from cape.channels.chat.socket import VisitorConnection, origin_allowed
+from cape.channels.email.api import attachment_response
 from cape.channels.email.service import attachment_file, save_attachment
 from cape.db import mark_read_only
 from cape.kit.errors import Forbidden, NotAuthenticated, NotFound, TooLarge, UnsupportedType
@@ -34,7 +34,6 @@ router = APIRouter(include_in_schema=False)
 WIDGET_JS = pathlib.Path(__file__).resolve().parents[2] / "web" / "static" / "widget.js"
 # Multipart overhead on top of the largest file a channel may take.
 MAX_UPLOAD_BODY = 51 * 1024 * 1024
-_INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 
 
 class IdentityIn(BaseModel):
@@ -213,16 +212,7 @@ def get_file(signed: Annotated[str, Path(max_length=200)], request: Request, ses
     attachment, path = attachment_file(
         session, attachment_id=attachment.id, data_dir=request.app.state.settings.data_dir
     )
-    inline = attachment.content_type in _INLINE_IMAGE_TYPES
-    disposition = "inline" if inline else "attachment"
-    return FileResponse(
-        path,
-        media_type=attachment.content_type if inline else "application/octet-stream",
-        headers={
-            "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(attachment.filename)}",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return attachment_response(attachment, path)
 
 
 @router.websocket("/widget/ws")

@@ -41,6 +41,11 @@ def download_attachment(attachment_id: IdPath, request: Request, session: DbSess
     attachment, path = service.attachment_file(
         session, attachment_id=attachment_id, data_dir=request.app.state.settings.data_dir
     )
+    return attachment_response(attachment, path)
+
+
+def attachment_response(attachment, path) -> FileResponse:
+    """A stored file as a response: never rendered by the browser in our origin."""
     # Raster images may be shown inline (cid: images in messages); anything else, SVG included,
     # is only ever a download, so it cannot run in our origin.
     inline = attachment.content_type in _INLINE_IMAGE_TYPES
