@@ -115,7 +115,8 @@ def demo(
     typer.echo(f"\nCape is ready at {url}\n\nSign in with:")
     for user in DEMO_USERS:
         typer.echo(f"  {user.role.value:<10} {user.email:<22} password: {user.password}  ({user.language})")
-    typer.echo(f"\nContact form for customers: {url}/contact    API docs: {url}/docs\n")
+    typer.echo(f"\nContact form for customers: {url}/contact    Website chat: {url}/widget/demo")
+    typer.echo(f"API docs: {url}/docs\n")
     if not no_serve:
         _run_server(settings, workers=1, jobs=True)
 
