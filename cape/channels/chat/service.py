@@ -13,6 +13,7 @@ import hmac
 import json
 import re
 import secrets
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -463,12 +464,10 @@ def _ensure_visitor_identity(session: Session, *, visitor: ChatVisitor) -> None:
         select(Identity.id).where(Identity.kind == IdentityKind.chat_visitor, Identity.value == visitor.visitor_id)
     )
     if exists is None:
-        try:
-            with session.begin_nested():
-                session.add(Identity(customer_id=visitor.customer_id, kind=IdentityKind.chat_visitor,
-                                     value=visitor.visitor_id))  # fmt: skip
-        except IntegrityError:  # the visitor's first message filed it meanwhile
-            pass
+        # Suppressed: the visitor's first message filed it meanwhile.
+        with suppress(IntegrityError), session.begin_nested():
+            session.add(Identity(customer_id=visitor.customer_id, kind=IdentityKind.chat_visitor,
+                                 value=visitor.visitor_id))  # fmt: skip
 
 
 # -- the visitor's messages -------------------------------------------------------------------

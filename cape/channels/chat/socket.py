@@ -109,7 +109,7 @@ class VisitorConnection:
         async with self.app.state.hub.listen(*topics) as listener:
             self.listener = listener
             await self._touch()
-            try:
+            with suppress(WebSocketDisconnect, ClosedResourceError):  # the visitor left: nothing to do
                 async with anyio.create_task_group() as group:
 
                     async def until_done(part: Callable[[], Awaitable[None]]) -> None:
@@ -118,8 +118,6 @@ class VisitorConnection:
 
                     group.start_soon(until_done, self._read)
                     group.start_soon(until_done, lambda: self._relay(listener))
-            except (WebSocketDisconnect, ClosedResourceError):
-                pass
         # The moment the visitor left, noted even while the server cancels this task (the
         # client is gone, or the server is stopping).
         with anyio.CancelScope(shield=True):
